@@ -1,0 +1,235 @@
+"""Card routes: thin adapters from HTTP to `domain.cards`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+
+from cards_api import idempotency, limits
+from cards_api.api.deps import (
+    AppSettings,
+    IfMatch,
+    ReadSession,
+    WriteSession,
+    etag,
+    json_body,
+)
+from cards_api.api.openapi import header, json_request, problems
+from cards_api.domain import cards, render
+from cards_api.domain.schemas import (
+    BatchCreateRequest,
+    BatchCreateResponse,
+    Card,
+    CardPage,
+    CardPatch,
+    CardType,
+    CardVersions,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+
+router = APIRouter(prefix="/cards", tags=["cards"])
+
+JSON = "application/json"
+ETAG_HEADER = header('The card\'s version as an entity tag, e.g. "3"; send it in If-Match')
+Limit = Annotated[
+    int,
+    Query(
+        ge=1, le=limits.MAX_PAGE_LIMIT, description=f"page size, at most {limits.MAX_PAGE_LIMIT}"
+    ),
+]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+]
+
+
+def _card_response(row: asyncpg.Record) -> Response:
+    headers = {"ETag": etag(row["version"])}
+    return Response(render.dumps(render.card(row)), media_type=JSON, headers=headers)
+
+
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=BatchCreateResponse,
+    responses={
+        201: {
+            "description": "Cards created or updated, in request order",
+            "headers": {
+                idempotency.REPLAYED_HEADER: header(
+                    "With an Idempotency-Key: true when this is a stored response replayed"
+                )
+            },
+        },
+        **problems(400, 401, 403, 409, 413, 415, 422),
+    },
+    openapi_extra=json_request(BatchCreateRequest),
+)
+async def create_cards(
+    request: Request,
+    session: WriteSession,
+    body: Annotated[BatchCreateRequest, Depends(json_body(BatchCreateRequest))],
+    settings: AppSettings,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Makes retries safe: the same key and request replay the first response",
+        ),
+    ] = None,
+) -> Response:
+    """Create or upsert (by `external_ref`) 1-100 cards, all or none."""
+    key = idempotency.parse_key(idempotency_key)
+    tenant_id = session.tenant_id
+    if key is not None:
+        stored = await idempotency.begin(
+            session.conn,
+            tenant_id=tenant_id,
+            key=key,
+            fingerprint=idempotency.fingerprint(
+                request.method, request.url.path, await request.body()
+            ),
+            ttl_seconds=settings.idempotency_ttl,
+        )
+        if stored is not None:
+            return Response(
+                stored.body,
+                status_code=stored.status,
+                media_type=JSON,
+                headers={idempotency.REPLAYED_HEADER: "true"},
+            )
+    result = await cards.create_batch(session.conn, tenant_id=tenant_id, request=body)
+    payload = render.dumps(
+        {
+            "cards": [render.card(row) for row in result.rows],
+            "created": result.created,
+            "updated": result.updated,
+        }
+    )
+    headers = {}
+    if key is not None:
+        await idempotency.finish(
+            session.conn,
+            tenant_id=tenant_id,
+            key=key,
+            response=idempotency.StoredResponse(status=201, body=payload),
+        )
+        headers[idempotency.REPLAYED_HEADER] = "false"
+    return Response(payload, status_code=201, media_type=JSON, headers=headers)
+
+
+@router.post(
+    "/retrieve",
+    response_model=RetrieveResponse,
+    responses=problems(400, 401, 403, 413, 415, 422),
+    openapi_extra=json_request(RetrieveRequest),
+)
+async def retrieve_cards(
+    session: ReadSession,
+    body: Annotated[RetrieveRequest, Depends(json_body(RetrieveRequest))],
+) -> Response:
+    """Fetch cards for a workflow by ids (order kept), types, tags or full-text query."""
+    rows, missing = await cards.retrieve(session.conn, tenant_id=session.tenant_id, request=body)
+    payload = render.dumps({"cards": [render.card(row) for row in rows], "missing_ids": missing})
+    return Response(payload, media_type=JSON)
+
+
+@router.get("", response_model=CardPage, responses=problems(400, 401, 403, 422))
+async def list_cards(
+    session: ReadSession,
+    card_type: Annotated[CardType | None, Query(description="only cards of this type")] = None,
+    tag: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=limits.MAX_TAG_CHARS, description="only cards with this tag"
+        ),
+    ] = None,
+    limit: Limit = limits.DEFAULT_PAGE_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """List live cards in creation order, one page at a time."""
+    page = await cards.list_cards(
+        session.conn,
+        tenant_id=session.tenant_id,
+        card_type=card_type.value if card_type else None,
+        tag=tag,
+        limit=limit,
+        cursor=cursor,
+    )
+    payload = render.dumps(
+        {"cards": [render.card(row) for row in page.rows], "next_cursor": page.next_cursor}
+    )
+    return Response(payload, media_type=JSON)
+
+
+@router.get(
+    "/{card_id}",
+    response_model=Card,
+    responses={200: {"headers": {"ETag": ETAG_HEADER}}, **problems(400, 401, 403, 404, 422)},
+)
+async def get_card(session: ReadSession, card_id: UUID) -> Response:
+    """One card; its `ETag` carries the version for a later conditional PATCH."""
+    return _card_response(
+        await cards.get_card(session.conn, tenant_id=session.tenant_id, card_id=card_id)
+    )
+
+
+@router.patch(
+    "/{card_id}",
+    response_model=Card,
+    responses={
+        200: {"headers": {"ETag": ETAG_HEADER}},
+        **problems(400, 401, 403, 404, 412, 413, 415, 422),
+    },
+    openapi_extra=json_request(CardPatch),
+)
+async def patch_card(
+    session: WriteSession,
+    card_id: UUID,
+    body: Annotated[CardPatch, Depends(json_body(CardPatch))],
+    if_match: IfMatch,
+) -> Response:
+    """Change title, content or tags; the version goes up by one. 412 if If-Match is stale."""
+    row = await cards.patch_card(
+        session.conn, tenant_id=session.tenant_id, card_id=card_id, patch=body, if_match=if_match
+    )
+    return _card_response(row)
+
+
+@router.delete(
+    "/{card_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Archived"}, **problems(400, 401, 403, 404, 412, 422)},
+)
+async def archive_card(session: WriteSession, card_id: UUID, if_match: IfMatch) -> Response:
+    """Archive the card: it drops out of list, retrieve and usage; its history is kept."""
+    await cards.archive_card(
+        session.conn, tenant_id=session.tenant_id, card_id=card_id, if_match=if_match
+    )
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{card_id}/versions",
+    response_model=CardVersions,
+    responses=problems(400, 401, 403, 404, 422),
+)
+async def card_versions(
+    session: ReadSession,
+    card_id: UUID,
+    limit: Limit = limits.MAX_PAGE_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """The card's history, newest first: every version create, upsert and patch produced."""
+    page = await cards.card_versions(
+        session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
+    )
+    payload = render.dumps(
+        {"versions": [render.version(row) for row in page.rows], "next_cursor": page.next_cursor}
+    )
+    return Response(payload, media_type=JSON)

@@ -1,0 +1,111 @@
+"""Usage routes: record a workflow's use of a card, list the events, summarise them."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import AwareDatetime
+
+from cards_api import limits
+from cards_api.api.cards import JSON, Cursor, Limit
+from cards_api.api.deps import ReadSession, UsageSession, json_body
+from cards_api.api.openapi import header, json_request, problems
+from cards_api.domain import render, usage
+from cards_api.domain.schemas import GroupBy, UsageEvents, UsageRequest, UsageResponse, UsageSummary
+
+router = APIRouter(tags=["usage"])
+
+EVENT_RECORDED = "X-Event-Recorded"
+
+
+@router.post(
+    "/cards/{card_id}/usage",
+    response_model=UsageResponse,
+    responses={
+        200: {
+            "headers": {
+                EVENT_RECORDED: header(
+                    "true when this call recorded the workflow's first use of the card",
+                    {"type": "string", "enum": ["true", "false"]},
+                )
+            }
+        },
+        **problems(400, 401, 403, 404, 413, 415, 422),
+    },
+    openapi_extra=json_request(UsageRequest),
+)
+async def track_usage(
+    session: UsageSession,
+    card_id: UUID,
+    body: Annotated[UsageRequest, Depends(json_body(UsageRequest))],
+) -> Response:
+    """Record that a workflow run used the card: one event per (workflow_id, card), and
+    `usage_count` + 1 on every call."""
+    row = await usage.track(
+        session.conn, tenant_id=session.tenant_id, card_id=card_id, request=body
+    )
+    recorded = bool(row["event_recorded"])
+    payload = render.dumps(
+        {
+            "card_id": card_id,
+            "usage_count": row["usage_count"],
+            "last_used_at": row["last_used_at"],
+            "event_recorded": recorded,
+        }
+    )
+    return Response(
+        payload, media_type=JSON, headers={EVENT_RECORDED: "true" if recorded else "false"}
+    )
+
+
+@router.get(
+    "/cards/{card_id}/usage",
+    response_model=UsageEvents,
+    responses=problems(400, 401, 403, 404, 422),
+)
+async def usage_events(
+    session: ReadSession,
+    card_id: UUID,
+    limit: Limit = limits.DEFAULT_PAGE_LIMIT,
+    cursor: Cursor = None,
+) -> Response:
+    """The card's usage events, newest first."""
+    page = await usage.events(
+        session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
+    )
+    payload = render.dumps(
+        {"events": [render.event(row) for row in page.rows], "next_cursor": page.next_cursor}
+    )
+    return Response(payload, media_type=JSON)
+
+
+@router.get("/usage/summary", response_model=UsageSummary, responses=problems(400, 401, 403, 422))
+async def usage_summary(
+    session: ReadSession,
+    group_by: Annotated[GroupBy, Query(description="what to count events by")] = GroupBy.CARD_TYPE,
+    since: Annotated[
+        AwareDatetime | None, Query(description="events at or after this instant (RFC 3339)")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="events before this instant (RFC 3339)")
+    ] = None,
+) -> Response:
+    """Usage events counted by card type, workflow type or card."""
+    since = since.astimezone(UTC) if since is not None else None
+    until = until.astimezone(UTC) if until is not None else None
+    rows = await usage.summary(
+        session.conn, tenant_id=session.tenant_id, group_by=group_by, since=since, until=until
+    )
+    payload = render.dumps(
+        {
+            "group_by": group_by.value,
+            "since": since,
+            "until": until,
+            "groups": [{"key": row["key"], "events": row["events"]} for row in rows],
+        }
+    )
+    return Response(payload, media_type=JSON)

@@ -1,0 +1,83 @@
+"""The ASGI application: `create_app()` wires settings, the pool, routes and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from cards_api import __version__, idempotency
+from cards_api.api import cards, health, usage
+from cards_api.api.openapi import install_openapi
+from cards_api.db.embedded import start_embedded
+from cards_api.db.migrate import head_revision
+from cards_api.db.pool import create_pool
+from cards_api.errors import install_error_handlers
+from cards_api.logs import configure_logging
+from cards_api.middleware import RequestContextMiddleware
+from cards_api.settings import AuthMode, Settings, get_settings
+
+IDEMPOTENCY_PURGE_EVERY_S = 300.0
+POOL_CLOSE_TIMEOUT_S = 10.0
+
+log = structlog.get_logger("cards_api.app")
+
+DESCRIPTION = """
+Stores each tenant's *cards* (company, audience, voice, insight, …), hands them to AI content
+workflows, and records which workflow runs used which cards.
+
+Every `/api/v1` request carries `Authorization: Bearer <key>` and `X-Tenant-ID`. Errors are
+`application/problem+json` (RFC 9457) with a `trace_id`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dsn = settings.database_url or start_embedded(settings.data_dir).dsn
+        pool = await create_pool(dsn, settings)
+        app.state.pool = pool
+        purge = asyncio.create_task(
+            idempotency.purge_forever(pool, every_seconds=IDEMPOTENCY_PURGE_EVERY_S)
+        )
+        if settings.auth_mode is AuthMode.HEADER:
+            log.warning(
+                "auth_mode_header",
+                detail="CARDS_AUTH_MODE=header: X-Tenant-ID is trusted without an API key; "
+                "run only behind a gateway that authenticates callers",
+            )
+        try:
+            yield
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            try:
+                await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                pool.terminate()
+
+    app = FastAPI(
+        title="Cards API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.schema_head = head_revision()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(cards.router, prefix="/api/v1")
+    app.include_router(usage.router, prefix="/api/v1")
+    app.add_middleware(RequestContextMiddleware)
+    install_openapi(app)
+    return app

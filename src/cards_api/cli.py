@@ -1,0 +1,238 @@
+"""The `cards-api` command: serve, migrate, and manage API keys.
+
+Every failure a user can cause (a bad setting, an unreachable database, an unknown key id)
+ends with one line on stderr starting `cards-api:` and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated, NoReturn, TypeVar
+from uuid import UUID
+
+import asyncpg
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from cards_api import auth
+from cards_api.auth import KeyInfo, Scope
+from cards_api.db import migrate as migrations
+from cards_api.db.location import Database, open_database
+from cards_api.db.pool import ADMIN_ROLE, connect
+from cards_api.db.queries.schema import current_revision
+from cards_api.demo import ensure_demo_tenant
+from cards_api.logs import configure_logging
+from cards_api.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="cards-api",
+    help="Cards API: structured facts for AI content workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"cards-api: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _database_errors() -> Iterator[None]:
+    try:
+        yield
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        _fail(f"database error: {type(exc).__name__}: {exc}".splitlines()[0], code=1)
+
+
+def _open(settings: Settings) -> Database:
+    with _database_errors():
+        return open_database(settings)
+
+
+def _migrate(database: Database) -> None:
+    with _database_errors():
+        migrations.upgrade(database.dsn)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8002,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Apply pending migrations, then serve the HTTP API."""
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    database = _open(settings)
+    _migrate(database)
+    if database.embedded is not None:
+        with _database_errors():
+            demo = ensure_demo_tenant(settings.data_dir, database.dsn, settings)
+        if demo is not None:
+            stdout.print(
+                "Demo tenant created. Its key is shown only now; "
+                "`cards-api keys create` makes more.\n"
+                f"  export CARDS_TENANT_ID={demo.tenant_id}\n"
+                f"  export CARDS_API_KEY={demo.key}"
+            )
+    # Worker processes read their settings from the environment: hand them this database.
+    os.environ["DATABASE_URL"] = database.dsn
+    if workers == 1:
+        from cards_api.app import create_app
+
+        target: object = create_app(settings.model_copy(update={"database_url": database.dsn}))
+    else:
+        target = "cards_api.app:create_app"
+    uvicorn.run(
+        target,  # type: ignore[arg-type]
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations and exit."""
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    database = _open(settings)
+    _migrate(database)
+    typer.echo(f"database schema at revision {migrations.head_revision()}")
+
+
+def _run_admin(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `work` on a connection as the key-admin role, with the schema up to date."""
+    database = _open(settings)
+    if database.embedded is not None:
+        _migrate(database)
+
+    async def run() -> T:
+        conn = await connect(database.dsn, settings, role=ADMIN_ROLE)
+        try:
+            if (await current_revision(conn)) != migrations.head_revision():
+                _fail("the database schema is not up to date; run `cards-api migrate` first")
+            async with conn.transaction():
+                return await work(conn)
+        finally:
+            await conn.close()
+
+    with _database_errors():
+        return asyncio.run(run())
+
+
+def _key_json(info: KeyInfo) -> dict[str, object]:
+    return {
+        "id": str(info.id),
+        "tenant_id": str(info.tenant_id),
+        "name": info.name,
+        "scopes": info.scopes,
+        "key_hint": info.key_hint,
+        "created_at": info.created_at.isoformat().replace("+00:00", "Z"),
+        "revoked_at": info.revoked_at.isoformat().replace("+00:00", "Z")
+        if info.revoked_at
+        else None,
+    }
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[UUID, typer.Option(help="Tenant the key acts for.")],
+    scope: Annotated[
+        list[Scope] | None,
+        typer.Option(help="A scope to grant; repeat for several (default: all)."),
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="A label to recognise the key by (at most 200 characters).")
+    ] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create an API key and print it once."""
+    if len(name) > 200:
+        _fail("--name must be at most 200 characters")
+    settings = _settings()
+    issued = _run_admin(
+        settings,
+        lambda conn: auth.issue_key(conn, tenant_id=tenant, scopes=set(scope or ()), name=name),
+    )
+    info = issued.info
+    if as_json:
+        payload = {
+            "id": str(info.id),
+            "tenant_id": str(info.tenant_id),
+            "name": info.name,
+            "scopes": info.scopes,
+            "key": issued.key,
+        }
+        typer.echo(json.dumps(payload))
+        return
+    stdout.print(f"Created key {info.id} for tenant {info.tenant_id}")
+    stdout.print(f"  scopes: {', '.join(info.scopes)}")
+    stdout.print(f"  key:    {issued.key}")
+    stdout.print("Store the key now: it is not shown again.")
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[UUID, typer.Option(help="Tenant whose keys to list.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List a tenant's keys (never the secret)."""
+    settings = _settings()
+    infos = _run_admin(settings, lambda conn: auth.list_keys(conn, tenant_id=tenant))
+    if as_json:
+        typer.echo(json.dumps([_key_json(info) for info in infos]))
+        return
+    table = Table("id", "name", "scopes", "key ends", "created", "revoked")
+    for info in infos:
+        table.add_row(
+            str(info.id),
+            info.name,
+            ", ".join(info.scopes),
+            f"…{info.key_hint}",
+            info.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            info.revoked_at.strftime("%Y-%m-%d %H:%M:%SZ") if info.revoked_at else "",
+        )
+    stdout.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[UUID, typer.Argument(help="Id of the key to revoke.")]) -> None:
+    """Revoke a key; it stops working at once."""
+    settings = _settings()
+    info = _run_admin(settings, lambda conn: auth.revoke_key(conn, key_id=key_id))
+    if info is None:
+        _fail(f"no active key with id {key_id}", code=1)
+    typer.echo(f"Revoked key {info.id} of tenant {info.tenant_id}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,68 @@
+"""API keys: only the SHA-256 of a key is ever stored."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from cards_api.db.types import Connection
+
+KEY_COLUMNS = "id, tenant_id, name, key_hint, scopes, created_at, revoked_at"
+
+
+async def insert_key(
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    name: str,
+    key_hash: bytes,
+    key_hint: str,
+    scopes: list[str],
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO api_keys (tenant_id, name, key_hash, key_hint, scopes)
+        VALUES ($1, $2, $3, $4, $5)
+        RETURNING {KEY_COLUMNS}
+        """,
+        tenant_id,
+        name,
+        key_hash,
+        key_hint,
+        scopes,
+    )
+    assert row is not None
+    return row
+
+
+async def list_keys(conn: Connection, *, tenant_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+        tenant_id,
+    )
+
+
+async def revoke_key(conn: Connection, *, key_id: UUID) -> asyncpg.Record | None:
+    """Revoke by id alone: an administrator holds the id, not the tenant (admin role only)."""
+    return await conn.fetchrow(
+        f"""
+        UPDATE api_keys SET revoked_at = now()
+        WHERE id = $1 AND revoked_at IS NULL
+        RETURNING {KEY_COLUMNS}
+        """,
+        key_id,
+    )
+
+
+async def find_active_key(
+    conn: Connection, *, tenant_id: UUID, key_hash: bytes
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT id, key_hash, scopes FROM api_keys
+        WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL
+        """,
+        tenant_id,
+        key_hash,
+    )

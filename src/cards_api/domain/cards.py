@@ -1,0 +1,205 @@
+"""Card rules: batches, retrieval, listing, optimistic concurrency, archiving, history.
+
+Functions here take the request's connection (already bound to the tenant) and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+import asyncpg
+import orjson
+
+from cards_api.db.queries import cards as cards_q
+from cards_api.db.types import Connection
+from cards_api.domain.schemas import BatchCreateRequest, CardPatch, RetrieveRequest
+from cards_api.errors import NotFound, PreconditionFailed, ValidationFailed
+from cards_api.pagination import decode_time_id, decode_version, encode_time_id, encode_version
+
+
+def card_not_found(card_id: UUID) -> NotFound:
+    # The same answer for a card that never existed, was archived or is another tenant's.
+    return NotFound(f"card {card_id} not found")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    rows: list[asyncpg.Record]
+    created: int
+    updated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[asyncpg.Record]
+    next_cursor: str | None
+
+
+def _reject_duplicate_refs(request: BatchCreateRequest) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    errors = []
+    for index, card in enumerate(request.cards):
+        if card.external_ref is None:
+            continue
+        ref = (card.card_type.value, card.external_ref)
+        if ref in seen:
+            errors.append(
+                {
+                    "loc": ["body", "cards", index, "external_ref"],
+                    "msg": f"duplicates cards[{seen[ref]}]: (card_type, external_ref) must be "
+                    "unique within a batch",
+                }
+            )
+        else:
+            seen[ref] = index
+    if errors:
+        first = errors[0]
+        raise ValidationFailed(
+            f"body.cards.{first['loc'][2]}.external_ref: {first['msg']}", errors=errors
+        )
+
+
+async def create_batch(
+    conn: Connection, *, tenant_id: UUID, request: BatchCreateRequest
+) -> BatchResult:
+    """Insert or upsert (by external_ref) every card at once; the rows come in request order."""
+    _reject_duplicate_refs(request)
+    new_ids = [uuid4() for _ in request.cards]
+    payload = [
+        {
+            "id": new_id,
+            "card_type": card.card_type.value,
+            "title": card.title,
+            "content": card.content,
+            "tags": card.tags,
+            "external_ref": card.external_ref,
+        }
+        for new_id, card in zip(new_ids, request.cards, strict=True)
+    ]
+    rows = await cards_q.upsert_batch(
+        conn, tenant_id=tenant_id, cards_json=orjson.dumps(payload).decode()
+    )
+    by_id = {row["id"]: row for row in rows}
+    by_ref = {(row["card_type"], row["external_ref"]): row for row in rows if row["external_ref"]}
+    ordered = [
+        by_ref[(card.card_type.value, card.external_ref)]
+        if card.external_ref is not None
+        else by_id[new_id]
+        for new_id, card in zip(new_ids, request.cards, strict=True)
+    ]
+    created = sum(1 for row in rows if row["inserted"])
+    return BatchResult(rows=ordered, created=created, updated=len(rows) - created)
+
+
+async def retrieve(
+    conn: Connection, *, tenant_id: UUID, request: RetrieveRequest
+) -> tuple[list[asyncpg.Record], list[UUID]]:
+    """Cards for a workflow; with `card_ids`, in the order asked plus the ids not found."""
+    card_types = [t.value for t in request.card_types] if request.card_types else None
+    wanted = list(dict.fromkeys(request.card_ids)) if request.card_ids is not None else None
+    rows = await cards_q.find_cards(
+        conn,
+        tenant_id=tenant_id,
+        ids=wanted,
+        card_types=card_types,
+        tags=request.tags,
+        query=request.query,
+        limit=len(wanted) if wanted is not None else request.limit,
+    )
+    if wanted is None:
+        return rows, []
+    found = {row["id"]: row for row in rows}
+    return [found[i] for i in wanted if i in found], [i for i in wanted if i not in found]
+
+
+async def list_cards(
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    card_type: str | None,
+    tag: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    rows = await cards_q.list_page(
+        conn,
+        tenant_id=tenant_id,
+        card_type=card_type,
+        tag=tag,
+        after=decode_time_id(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    if len(rows) <= limit:
+        return Page(rows=rows, next_cursor=None)
+    last = rows[limit - 1]
+    return Page(rows=rows[:limit], next_cursor=encode_time_id(last["created_at"], last["id"]))
+
+
+async def get_card(conn: Connection, *, tenant_id: UUID, card_id: UUID) -> asyncpg.Record:
+    row = await cards_q.get_card(conn, tenant_id=tenant_id, card_id=card_id)
+    if row is None:
+        raise card_not_found(card_id)
+    return row
+
+
+async def _stale_or_missing(
+    conn: Connection, *, tenant_id: UUID, card_id: UUID, if_match: Sequence[int] | None
+) -> Exception:
+    """Why a conditional write matched nothing: the card is gone, or its version moved on."""
+    current = await cards_q.get_card(conn, tenant_id=tenant_id, card_id=card_id)
+    if current is None or if_match is None:
+        return card_not_found(card_id)
+    return PreconditionFailed(
+        f"If-Match does not match the card's current version {current['version']}"
+    )
+
+
+async def patch_card(
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    card_id: UUID,
+    patch: CardPatch,
+    if_match: list[int] | None,
+) -> asyncpg.Record:
+    row = await cards_q.update_card(
+        conn,
+        tenant_id=tenant_id,
+        card_id=card_id,
+        title=patch.title,
+        content_json=orjson.dumps(patch.content).decode() if patch.content is not None else None,
+        tags=patch.tags,
+        expected_versions=if_match,
+    )
+    if row is None:
+        raise await _stale_or_missing(conn, tenant_id=tenant_id, card_id=card_id, if_match=if_match)
+    return row
+
+
+async def archive_card(
+    conn: Connection, *, tenant_id: UUID, card_id: UUID, if_match: list[int] | None
+) -> None:
+    archived = await cards_q.archive_card(
+        conn, tenant_id=tenant_id, card_id=card_id, expected_versions=if_match
+    )
+    if not archived:
+        raise await _stale_or_missing(conn, tenant_id=tenant_id, card_id=card_id, if_match=if_match)
+
+
+async def card_versions(
+    conn: Connection, *, tenant_id: UUID, card_id: UUID, limit: int, cursor: str | None
+) -> Page:
+    if not await cards_q.card_exists(conn, tenant_id=tenant_id, card_id=card_id):
+        raise card_not_found(card_id)
+    rows = await cards_q.versions_page(
+        conn,
+        tenant_id=tenant_id,
+        card_id=card_id,
+        before_version=decode_version(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    if len(rows) <= limit:
+        return Page(rows=rows, next_cursor=None)
+    return Page(rows=rows[:limit], next_cursor=encode_version(rows[limit - 1]["version"]))

@@ -1,0 +1,292 @@
+"""Request and response models: the contract's shapes and limits, checked once at the edge.
+
+Request models forbid unknown fields (a client cannot set what the server owns, such as
+`tenant_id`, `usage_count` or `id`). Every text field refuses NUL characters and unpaired
+surrogates, which PostgreSQL cannot store: bad input gets a 422, never a 500.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from cards_api import limits
+
+
+class CardType(StrEnum):
+    COMPANY = "company"
+    AUDIENCE = "audience"
+    VOICE = "voice"
+    INSIGHT = "insight"
+    PRODUCT = "product"
+    COMPETITOR = "competitor"
+    TOPIC = "topic"
+    EXAMPLE = "example"
+
+
+class GroupBy(StrEnum):
+    CARD_TYPE = "card_type"
+    WORKFLOW_TYPE = "workflow_type"
+    CARD = "card"
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _finite(value: object) -> bool:
+    """True when no float anywhere in `value` is infinite or NaN (JSON has no such numbers)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _content(value: dict[str, Any]) -> dict[str, Any]:
+    if not _finite(value):
+        raise ValueError("numbers must be finite")
+    try:
+        encoded = orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        raise ValueError(
+            "must be a JSON object of valid text and numbers within 64-bit range"
+        ) from None
+    if len(encoded) > limits.MAX_CONTENT_BYTES:
+        raise ValueError(f"must be at most {limits.MAX_CONTENT_BYTES} bytes as JSON")
+    if b"\\u0000" in encoded:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+Title = Annotated[
+    str,
+    StringConstraints(min_length=limits.MIN_TITLE_CHARS, max_length=limits.MAX_TITLE_CHARS),
+    AfterValidator(_storable),
+    AfterValidator(_not_blank),
+]
+Tag = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_TAG_CHARS),
+    AfterValidator(_storable),
+    AfterValidator(_not_blank),
+]
+Tags = Annotated[list[Tag], Field(max_length=limits.MAX_TAGS), AfterValidator(_unique)]
+Content = Annotated[dict[str, Any], AfterValidator(_content)]
+ExternalRef = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_EXTERNAL_REF_CHARS),
+    AfterValidator(_storable),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CardCreate(_Request):
+    card_type: CardType
+    title: Title
+    content: Content
+    tags: Tags = Field(default_factory=list)
+    external_ref: ExternalRef | None = None
+
+
+class BatchCreateRequest(_Request):
+    cards: Annotated[list[CardCreate], Field(min_length=1, max_length=limits.MAX_BATCH_CARDS)]
+
+
+class CardPatch(_Request):
+    """Fields to change; a field left out keeps its value, and at least one must be given."""
+
+    title: Title | None = None
+    content: Content | None = None
+    tags: Tags | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> CardPatch:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of title, content, tags")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class RetrieveRequest(_Request):
+    card_ids: (
+        Annotated[list[UUID], Field(min_length=1, max_length=limits.MAX_RETRIEVE_IDS)] | None
+    ) = None
+    card_types: Annotated[list[CardType], Field(min_length=1, max_length=len(CardType))] | None = (
+        None
+    )
+    tags: Annotated[list[Tag], Field(min_length=1, max_length=limits.MAX_TAGS)] | None = None
+    query: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=limits.MAX_QUERY_CHARS),
+            AfterValidator(_storable),
+            AfterValidator(_not_blank),
+        ]
+        | None
+    ) = None
+    limit: Annotated[int, Field(ge=1, le=limits.MAX_PAGE_LIMIT)] = limits.DEFAULT_PAGE_LIMIT
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> RetrieveRequest:
+        if (
+            self.card_ids is None
+            and self.card_types is None
+            and self.tags is None
+            and (self.query is None)
+        ):
+            raise ValueError("give at least one of card_ids, card_types, tags, query")
+        return self
+
+
+class UsageRequest(_Request):
+    workflow_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=limits.MAX_WORKFLOW_ID_CHARS),
+        AfterValidator(_storable),
+    ]
+    workflow_type: Annotated[str, StringConstraints(pattern=limits.WORKFLOW_TYPE_PATTERN)]
+    session_id: (
+        Annotated[
+            str,
+            StringConstraints(max_length=limits.MAX_SESSION_ID_CHARS),
+            AfterValidator(_storable),
+        ]
+        | None
+    ) = None
+
+
+# Response shapes. Handlers render JSON directly (see `domain.render`); these models document
+# the responses in the OpenAPI document and are checked against real responses in the tests.
+
+
+class Card(BaseModel):
+    id: UUID
+    tenant_id: UUID
+    card_type: CardType
+    title: str
+    content: dict[str, Any]
+    tags: list[str]
+    external_ref: str | None
+    version: int
+    usage_count: int
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BatchCreateResponse(BaseModel):
+    cards: list[Card]
+    created: int
+    updated: int
+
+
+class RetrieveResponse(BaseModel):
+    cards: list[Card]
+    missing_ids: list[UUID]
+
+
+class CardPage(BaseModel):
+    cards: list[Card]
+    next_cursor: str | None
+
+
+class CardVersion(BaseModel):
+    version: int
+    title: str
+    content: dict[str, Any]
+    tags: list[str]
+    created_at: datetime
+
+
+class CardVersions(BaseModel):
+    versions: list[CardVersion]
+    next_cursor: str | None
+
+
+class UsageResponse(BaseModel):
+    card_id: UUID
+    usage_count: int
+    last_used_at: datetime
+    event_recorded: bool
+
+
+class UsageEvent(BaseModel):
+    workflow_id: str
+    workflow_type: str
+    session_id: str | None
+    created_at: datetime
+
+
+class UsageEvents(BaseModel):
+    events: list[UsageEvent]
+    next_cursor: str | None
+
+
+class SummaryGroup(BaseModel):
+    key: str
+    events: int
+
+
+class UsageSummary(BaseModel):
+    group_by: GroupBy
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    groups: list[SummaryGroup]
+
+
+class ProblemItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is rendered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    trace_id: str
+    errors: list[ProblemItem] | None = None

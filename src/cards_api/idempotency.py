@@ -1,0 +1,126 @@
+"""Idempotency-Key handling: the only place that knows its rules.
+
+Following Stripe's practice and the IETF draft "The Idempotency-Key HTTP Header Field":
+
+- a key is scoped to the tenant and lives `CARDS_IDEMPOTENCY_TTL` seconds;
+- its record holds a fingerprint of the request (method, path, canonical JSON body) and, once
+  the request succeeded, the exact status and body of its response;
+- the record is written in the same transaction as the request's own changes, so a crash or
+  an error stores nothing and a retry simply runs again;
+- the same key with the same request replays the stored response byte for byte
+  (`Idempotent-Replayed: true`); with a different request it is a 422 and nothing changes;
+- a second request with the key while the first is still running waits for the first's
+  transaction (the record's row is locked until then) and replays its response, or gets a 409
+  when the wait exceeds the lock timeout. Either way there is never a second set of changes,
+  whatever the number of API processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+import orjson
+import structlog
+
+from cards_api.db.pool import MAINTENANCE_ROLE
+from cards_api.db.queries import idempotency as records
+from cards_api.db.types import Connection
+from cards_api.errors import BadRequest, IdempotencyKeyReused, RequestInProgress
+from cards_api.limits import MAX_IDEMPOTENCY_KEY_CHARS
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}$")
+
+log = structlog.get_logger("cards_api.idempotency")
+
+
+def parse_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _KEY.match(value):
+        raise BadRequest(
+            f"the {HEADER} header must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"
+        )
+    return value
+
+
+def fingerprint(method: str, path: str, body: bytes) -> bytes:
+    """SHA-256 over method, path and the body as canonical JSON (sorted keys, no spaces)."""
+    canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), canonical):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    body: bytes
+
+
+async def begin(
+    conn: Connection, *, tenant_id: UUID, key: str, fingerprint: bytes, ttl_seconds: int
+) -> StoredResponse | None:
+    """Claim `key` for this request, or return the response to replay instead.
+
+    Raises IdempotencyKeyReused (422) when the key belongs to a different request, and
+    RequestInProgress (409) when its first request is still running after the lock timeout.
+    """
+    try:
+        claimed = await records.reserve(
+            conn, tenant_id=tenant_id, key=key, fingerprint=fingerprint, ttl_seconds=ttl_seconds
+        )
+    except asyncpg.exceptions.LockNotAvailableError:
+        raise RequestInProgress(
+            f"a request with this {HEADER} is still in progress; retry shortly",
+        ) from None
+    if claimed:
+        return None
+    stored = await records.find(conn, tenant_id=tenant_id, key=key)
+    if stored is None or stored["response_status"] is None:  # pragma: no cover - see docstring
+        raise RequestInProgress(f"a request with this {HEADER} is still in progress")
+    if bytes(stored["fingerprint"]) != fingerprint:
+        raise IdempotencyKeyReused(
+            f"this {HEADER} was used with a different request; use a new key for a new request"
+        )
+    return StoredResponse(status=stored["response_status"], body=bytes(stored["response_body"]))
+
+
+async def finish(conn: Connection, *, tenant_id: UUID, key: str, response: StoredResponse) -> None:
+    await records.complete(
+        conn, tenant_id=tenant_id, key=key, status=response.status, body=response.body
+    )
+
+
+async def purge_expired(pool: asyncpg.Pool, *, batch: int = 1000) -> int:
+    """Delete expired records of every tenant, as the maintenance role, in small batches."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {MAINTENANCE_ROLE}")
+            deleted = await records.purge_expired(conn, batch=batch)
+        total += deleted
+        if deleted < batch:
+            return total
+
+
+async def purge_forever(pool: asyncpg.Pool, *, every_seconds: float) -> None:
+    """Background task of each API process; jitter keeps several processes from aligning."""
+    while True:
+        await asyncio.sleep(every_seconds * random.uniform(0.5, 1.5))  # noqa: S311
+        try:
+            deleted = await purge_expired(pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("idempotency_purge_failed", error=type(exc).__name__)
+        else:
+            if deleted:
+                log.info("idempotency_purged", deleted=deleted)

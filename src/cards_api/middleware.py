@@ -1,0 +1,96 @@
+"""The one ASGI middleware every request passes: trace id, body limit, request log, last resort.
+
+It is written as plain ASGI (not Starlette's BaseHTTPMiddleware) because it sits on every
+request: no extra task, no body buffering, and the request's contextvars stay visible to it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cards_api.errors import PayloadTooLarge, internal_error_response, problem_response
+from cards_api.limits import MAX_BODY_BYTES
+from cards_api.tracing import choose_trace_id, current_trace_id
+
+log = structlog.get_logger("cards_api.request")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body exceeds the limit of {MAX_BODY_BYTES} bytes")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        trace_id = choose_trace_id(_header(scope, b"x-trace-id"), _header(scope, b"traceparent"))
+        current_trace_id.set(trace_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        trace_header = (b"x-trace-id", trace_id.encode("ascii"))
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_trace(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), trace_header]
+            await send(message)
+
+        try:
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                # Refused on the header alone: the body is never read.
+                await problem_response(_too_large())(scope, receive, send_with_trace)
+                return
+            await self.app(scope, _limited(receive), send_with_trace)
+        except Exception as exc:
+            log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+            if not response_started:
+                await internal_error_response()(scope, receive, send_with_trace)
+        finally:
+            route = scope.get("route")
+            state: dict[str, Any] = scope.get("state") or {}
+            log.info(
+                "request",
+                method=scope["method"],
+                route=getattr(route, "path", None),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                tenant_id=state.get("tenant_id"),
+            )
+
+
+def _limited(receive: Receive) -> Receive:
+    """Count body bytes as they arrive, for bodies sent without a Content-Length."""
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise _too_large()
+        return message
+
+    return receive_limited

@@ -1,0 +1,99 @@
+"""Runtime configuration, read once from the environment and validated at start.
+
+Every setting lives here so that a typo in the environment stops the process with one line
+naming the setting (see `SettingsError`), instead of surfacing later as a confusing failure
+inside a request.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuthMode(StrEnum):
+    """How a request proves which tenant it acts for."""
+
+    API_KEY = "api_key"
+    HEADER = "header"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("cards-api", appauthor=False))
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Cards API settings. Environment names are `CARDS_<NAME>`, except `DATABASE_URL`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARDS_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    database_url: Annotated[str | None, Field(validation_alias="DATABASE_URL")] = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    auth_mode: AuthMode = AuthMode.API_KEY
+    idempotency_ttl: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
+    log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.JSON
+    # Pool and timeouts: sized for one worker process; each worker opens its own pool.
+    pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2
+    pool_max_size: Annotated[int, Field(ge=1, le=200)] = 10
+    statement_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 15_000
+    lock_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def _env_name(field: str) -> str:
+    if field == "database_url":
+        return "DATABASE_URL"
+    return f"CARDS_{field.upper()}"
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning the first validation error into one readable line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise SettingsError(f"invalid setting {_env_name(field)}: {first['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

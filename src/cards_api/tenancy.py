@@ -1,0 +1,78 @@
+"""Which tenant a request acts for, proven how, and binding its transaction to that tenant.
+
+This is the only module that reads `Authorization` and `X-Tenant-ID`. In `api_key` mode the
+key names its tenant; the key is looked up inside that tenant's row-level-security context,
+and `X-Tenant-ID` must name the same tenant. In `header` mode (behind a gateway that has
+authenticated the caller) `X-Tenant-ID` alone decides, with every scope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from starlette.datastructures import Headers
+
+from cards_api import auth
+from cards_api.auth import ALL_SCOPES, ParsedKey, Scope
+from cards_api.db.queries.tenancy import set_tenant
+from cards_api.db.types import Connection
+from cards_api.errors import BadRequest, Forbidden, Unauthorized
+from cards_api.settings import AuthMode
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the headers assert, checked for form but not yet against the database."""
+
+    tenant_id: UUID
+    key: ParsedKey | None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant_id: UUID
+    scopes: frozenset[Scope]
+
+    def require(self, scope: Scope) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"the API key lacks the {scope.value} scope")
+
+
+def tenant_from_header(value: str | None) -> UUID:
+    if value is None or not value.strip():
+        raise BadRequest("the X-Tenant-ID header is required")
+    try:
+        return UUID(value.strip())
+    except ValueError:
+        raise BadRequest("the X-Tenant-ID header must be a UUID") from None
+
+
+def _bearer(value: str | None) -> ParsedKey:
+    if value is None:
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+    scheme, _, token = value.strip().partition(" ")
+    key = auth.parse_key(token.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
+        raise Unauthorized("the API key is invalid or revoked")
+    return key
+
+
+def read_claim(headers: Headers, mode: AuthMode) -> Claim:
+    """Parse the headers: 401 before 400, so nothing is said to an unauthenticated caller."""
+    key = _bearer(headers.get("authorization")) if mode is AuthMode.API_KEY else None
+    return Claim(tenant_id=tenant_from_header(headers.get("x-tenant-id")), key=key)
+
+
+async def bind(conn: Connection, claim: Claim) -> Principal:
+    """Set the transaction's tenant and prove the claim; call inside the request transaction."""
+    if claim.key is None:
+        await set_tenant(conn, tenant_id=claim.tenant_id)
+        return Principal(tenant_id=claim.tenant_id, scopes=ALL_SCOPES)
+    await set_tenant(conn, tenant_id=claim.key.tenant_id)
+    scopes = await auth.find_key_scopes(conn, claim.key)
+    if scopes is None:
+        raise Unauthorized("the API key is invalid or revoked")
+    if claim.key.tenant_id != claim.tenant_id:
+        raise Forbidden("the API key does not belong to the tenant in X-Tenant-ID")
+    return Principal(tenant_id=claim.tenant_id, scopes=scopes)
