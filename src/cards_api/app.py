@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect to follow
     app.state.settings = settings
     app.state.schema_head = head_revision()
     install_error_handlers(app)

@@ -35,7 +35,7 @@ def _decode(cursor: str) -> list[object]:
 
 
 def encode_time_id(created_at: datetime, item_id: UUID) -> str:
-    return _encode([created_at, item_id])
+    return _encode([created_at, str(item_id)])
 
 
 def decode_time_id(cursor: str) -> tuple[datetime, UUID]:

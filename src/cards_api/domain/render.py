@@ -1,8 +1,8 @@
 """Database rows to JSON bytes, without a detour through pydantic.
 
 `jsonb` arrives from asyncpg as JSON text and is embedded as-is (`orjson.Fragment`), so card
-content is never parsed and re-serialised on the way out. UUIDs and UTC datetimes are encoded
-natively by orjson; timestamps end in `Z`.
+content is never parsed and re-serialised on the way out. UTC datetimes are encoded natively
+by orjson and end in `Z`; asyncpg's own UUID class is not `uuid.UUID` to orjson, hence `str`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def dumps(value: Any) -> bytes:
 
 def card(row: asyncpg.Record) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "tenant_id": row["tenant_id"],
+        "id": str(row["id"]),
+        "tenant_id": str(row["tenant_id"]),
         "card_type": row["card_type"],
         "title": row["title"],
         "content": orjson.Fragment(row["content"]),
