@@ -1,0 +1,62 @@
+# Cards API: every task is a target here. `make serve` and `make test` work on a fresh clone
+# with nothing but Python 3.11: the first run creates .tools/ (a pinned uv) and .venv/ (the
+# locked dependencies), later runs reuse them.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+SYNCED := $(VENV)/.synced
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+# `make serve` keeps its embedded database inside the clone unless told otherwise.
+CARDS_DATA_DIR ?= $(CURDIR)/.data
+HOST ?= 127.0.0.1
+PORT ?= 8002
+WORKERS ?= 1
+
+.PHONY: help install serve migrate test lint typecheck pytest fmt clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --python $(PYTHON) --quiet
+	@touch $@
+
+install: $(SYNCED)  ## create .venv with the locked dependencies
+
+serve: install  ## run the API on http://127.0.0.1:8002 with an embedded PostgreSQL
+	CARDS_DATA_DIR=$(CARDS_DATA_DIR) $(BIN)/cards-api serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+migrate: install  ## apply pending migrations
+	CARDS_DATA_DIR=$(CARDS_DATA_DIR) $(BIN)/cards-api migrate
+
+test: lint typecheck pytest  ## every check: ruff, mypy --strict, the whole pytest suite
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install  ## mypy --strict
+	$(BIN)/mypy
+
+pytest: install  ## unit, integration and end-to-end tests on a real PostgreSQL
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+fmt: install  ## format and fix what ruff can
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+clean:  ## remove the virtualenvs and caches (not .data)
+	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""Helpers shared by tests: tenants with keys, card payloads, and database look-ups."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from cards_api import auth
+from cards_api.auth import Scope
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: UUID
+    key: str
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", "X-Tenant-ID": str(self.id), **extra}
+
+
+async def issue_tenant(pool: asyncpg.Pool, scopes: set[Scope] | None = None) -> Tenant:
+    tenant_id = uuid.uuid4()
+    return Tenant(id=tenant_id, key=await issue_key(pool, tenant_id, scopes))
+
+
+async def issue_key(pool: asyncpg.Pool, tenant_id: UUID, scopes: set[Scope] | None = None) -> str:
+    async with pool.acquire() as conn:
+        issued = await auth.issue_key(
+            conn, tenant_id=tenant_id, scopes=scopes or set(auth.ALL_SCOPES), name="test"
+        )
+    return issued.key
+
+
+def card(
+    card_type: str = "company",
+    title: str = "Acme Corp",
+    *,
+    content: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    external_ref: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "card_type": card_type,
+        "title": title,
+        "content": content if content is not None else {"summary": f"{title} summary"},
+    }
+    if tags is not None:
+        body["tags"] = tags
+    if external_ref is not None:
+        body["external_ref"] = external_ref
+    return body
+
+
+SEED_CARDS = [
+    card("company", "E2E Test Company", content={"summary": "Makes industrial widgets"},
+         external_ref="company-profile", tags=["onboarding"]),
+    card("audience", "Tech Decision Makers", content={"roles": ["CTO", "VP Engineering"]},
+         external_ref="audience-primary", tags=["onboarding"]),
+    card("voice", "Professional", content={"tone": "confident, plain English"},
+         external_ref="voice", tags=["onboarding"]),
+    card("insight", "Market Leader", content={"claim": "Number one in widget reliability"},
+         external_ref="insight-leader", tags=["onboarding", "positioning"]),
+]
+
+
+async def count_rows(pool: asyncpg.Pool, table: str, tenant_id: UUID) -> int:
+    assert table in {"cards", "card_versions", "card_usage", "idempotency_records", "api_keys"}
+    async with pool.acquire() as conn:
+        value = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE tenant_id = $1", tenant_id)
+    return int(value)
