@@ -1,0 +1,178 @@
+"""API keys, scopes and the X-Tenant-ID rules, on every route."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from cards_api import auth
+from cards_api.app import create_app
+from cards_api.auth import Scope
+from cards_api.settings import AuthMode, Settings
+from tests.support import Tenant, card, issue_key, issue_tenant
+
+CARD = "/api/v1/cards/{card_id}"
+
+# (method, path template, JSON body, scope the route needs)
+ROUTES: list[tuple[str, str, dict[str, Any] | None, Scope]] = [
+    ("POST", "/api/v1/cards/batch", {"cards": [card()]}, Scope.CARDS_WRITE),
+    ("POST", "/api/v1/cards/retrieve", {"card_types": ["company"]}, Scope.CARDS_READ),
+    ("GET", "/api/v1/cards", None, Scope.CARDS_READ),
+    ("GET", CARD, None, Scope.CARDS_READ),
+    ("PATCH", CARD, {"title": "x"}, Scope.CARDS_WRITE),
+    ("DELETE", CARD, None, Scope.CARDS_WRITE),
+    ("GET", CARD + "/versions", None, Scope.CARDS_READ),
+    ("POST", CARD + "/usage", {"workflow_id": "w", "workflow_type": "t"}, Scope.USAGE_WRITE),
+    ("GET", CARD + "/usage", None, Scope.CARDS_READ),
+    ("GET", "/api/v1/usage/summary", None, Scope.CARDS_READ),
+]
+ROUTE_IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
+
+
+async def _card_id(client: httpx.AsyncClient, tenant: Tenant) -> str:
+    response = await client.post("/api/v1/cards/batch", json={"cards": [card()]}, headers=tenant.headers())
+    card_id: str = response.json()["cards"][0]["id"]
+    return card_id
+
+
+async def _call(
+    client: httpx.AsyncClient, route: tuple[str, str, dict[str, Any] | None, Scope], card_id: str,
+    headers: dict[str, str],
+) -> httpx.Response:
+    method, path, body, _ = route
+    return await client.request(method, path.format(card_id=card_id), json=body, headers=headers)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+async def test_every_route_works_with_a_key_holding_its_scope(
+    client: httpx.AsyncClient, owner_pool: asyncpg.Pool, route: tuple[str, str, dict[str, Any] | None, Scope]
+) -> None:
+    owner = await issue_tenant(owner_pool)
+    card_id = await _card_id(client, owner)
+    narrow = Tenant(id=owner.id, key=await issue_key(owner_pool, owner.id, {route[3]}))
+    response = await _call(client, route, card_id, narrow.headers())
+    assert response.status_code < 300, response.text
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+async def test_every_route_is_403_without_its_scope(
+    client: httpx.AsyncClient, owner_pool: asyncpg.Pool, route: tuple[str, str, dict[str, Any] | None, Scope]
+) -> None:
+    owner = await issue_tenant(owner_pool)
+    card_id = await _card_id(client, owner)
+    others = set(Scope) - {route[3]}
+    narrow = Tenant(id=owner.id, key=await issue_key(owner_pool, owner.id, others))
+    response = await _call(client, route, card_id, narrow.headers())
+    assert response.status_code == 403
+    assert route[3].value in response.json()["detail"]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+async def test_every_route_is_401_without_a_key(
+    client: httpx.AsyncClient, tenant: Tenant, route: tuple[str, str, dict[str, Any] | None, Scope]
+) -> None:
+    response = await _call(client, route, str(uuid.uuid4()), {"X-Tenant-ID": str(tenant.id)})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def _tamper(key: str) -> str:
+    last = key[-1]
+    return key[:-1] + ("A" if last != "A" else "B")
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        lambda t: auth.generate_key(t.id),  # well formed, never issued
+        lambda t: _tamper(t.key),  # checksum broken
+        lambda t: t.key[:-3],  # truncated
+        lambda t: "sk_live_" + t.key[6:],  # foreign prefix
+        lambda t: "",
+    ],
+    ids=["unknown", "bad-checksum", "truncated", "wrong-prefix", "empty"],
+)
+async def test_invalid_keys_get_the_same_401(
+    client: httpx.AsyncClient, tenant: Tenant, make_key: Any
+) -> None:
+    headers = {"Authorization": f"Bearer {make_key(tenant)}", "X-Tenant-ID": str(tenant.id)}
+    response = await client.get("/api/v1/cards", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the API key is invalid or revoked"
+
+
+async def test_basic_scheme_is_401(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    headers = {"Authorization": f"Basic {tenant.key}", "X-Tenant-ID": str(tenant.id)}
+    assert (await client.get("/api/v1/cards", headers=headers)).status_code == 401
+
+
+async def test_revoked_key_is_401_at_once(
+    client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    assert (await client.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
+    async with owner_pool.acquire() as conn:
+        key_id = await conn.fetchval("SELECT id FROM api_keys WHERE tenant_id = $1", tenant.id)
+        assert await auth.revoke_key(conn, key_id=key_id) is not None
+    response = await client.get("/api/v1/cards", headers=tenant.headers())
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the API key is invalid or revoked"
+
+
+async def test_missing_tenant_header_is_400(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await client.get("/api/v1/cards", headers={"Authorization": f"Bearer {tenant.key}"})
+    assert response.status_code == 400
+    assert "X-Tenant-ID" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", "12345", "   "])
+async def test_malformed_tenant_header_is_400(client: httpx.AsyncClient, tenant: Tenant, value: str) -> None:
+    response = await client.get("/api/v1/cards", headers=tenant.headers(**{"X-Tenant-ID": value}))
+    assert response.status_code == 400
+    assert "X-Tenant-ID" in response.json()["detail"]
+
+
+async def test_tenant_header_differing_from_the_keys_tenant_is_403(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    response = await client.get(
+        "/api/v1/cards", headers=tenant.headers(**{"X-Tenant-ID": str(other_tenant.id)})
+    )
+    assert response.status_code == 403
+    assert "X-Tenant-ID" in response.json()["detail"]
+
+
+@pytest.fixture
+async def header_mode_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update={"auth_mode": AuthMode.HEADER}))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
+            yield http
+
+
+async def test_header_mode_trusts_x_tenant_id_alone(header_mode_client: httpx.AsyncClient) -> None:
+    tenant_id = str(uuid.uuid4())
+    created = await header_mode_client.post(
+        "/api/v1/cards/batch", json={"cards": [card()]}, headers={"X-Tenant-ID": tenant_id}
+    )
+    assert created.status_code == 201
+    assert created.json()["cards"][0]["tenant_id"] == tenant_id
+    usage = await header_mode_client.post(
+        f"/api/v1/cards/{created.json()['cards'][0]['id']}/usage",
+        json={"workflow_id": "w", "workflow_type": "t"},
+        headers={"X-Tenant-ID": tenant_id},
+    )
+    assert usage.status_code == 200
+
+
+async def test_header_mode_still_requires_a_valid_tenant(header_mode_client: httpx.AsyncClient) -> None:
+    assert (await header_mode_client.get("/api/v1/cards")).status_code == 400
+    bad = await header_mode_client.get("/api/v1/cards", headers={"X-Tenant-ID": "nope"})
+    assert bad.status_code == 400
