@@ -1,0 +1,198 @@
+"""Tenant isolation: through the API, and in the database itself."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from cards_api.db.pool import APP_ROLE
+from cards_api.db.queries.tenancy import SET_TENANT
+from tests.support import Tenant, card
+
+TENANT_TABLES = ["cards", "card_versions", "card_usage", "idempotency_records", "api_keys"]
+
+CARD_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/api/v1/cards/{id}", None),
+    ("PATCH", "/api/v1/cards/{id}", {"title": "hijacked"}),
+    ("DELETE", "/api/v1/cards/{id}", None),
+    ("GET", "/api/v1/cards/{id}/versions", None),
+    ("POST", "/api/v1/cards/{id}/usage", {"workflow_id": "w", "workflow_type": "t"}),
+    ("GET", "/api/v1/cards/{id}/usage", None),
+]
+
+
+async def _foreign_card(client: httpx.AsyncClient, owner: Tenant) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/cards/batch",
+        json={"cards": [card(title="Secret plans", tags=["secret"], external_ref="ref")]},
+        headers=owner.headers(),
+    )
+    created: dict[str, Any] = response.json()["cards"][0]
+    await client.post(
+        f"/api/v1/cards/{created['id']}/usage",
+        json={"workflow_id": "owner-run", "workflow_type": "t"},
+        headers=owner.headers(),
+    )
+    return created
+
+
+def _shape(response: httpx.Response, card_id: str) -> tuple[int, str, str, str]:
+    body = response.json()
+    return (
+        response.status_code,
+        body["type"],
+        body["title"],
+        re.sub(re.escape(card_id), "<id>", body["detail"]),
+    )
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CARD_ROUTES, ids=[f"{m} {p}" for m, p, _ in CARD_ROUTES])
+async def test_another_tenants_card_is_indistinguishable_from_a_missing_one(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    foreign = await _foreign_card(client, other_tenant)
+    missing = str(uuid.uuid4())
+
+    on_foreign = await client.request(method, path.format(id=foreign["id"]), json=body, headers=tenant.headers())
+    on_missing = await client.request(method, path.format(id=missing), json=body, headers=tenant.headers())
+
+    assert on_foreign.status_code == 404
+    assert _shape(on_foreign, foreign["id"]) == _shape(on_missing, missing)
+    # And the owner's card is untouched.
+    mine = await client.get(f"/api/v1/cards/{foreign['id']}", headers=other_tenant.headers())
+    assert mine.json()["title"] == "Secret plans"
+    assert mine.json()["usage_count"] == 1
+
+
+async def test_lists_searches_and_summaries_never_show_another_tenants_cards(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    foreign = await _foreign_card(client, other_tenant)
+    h = tenant.headers()
+    assert (await client.get("/api/v1/cards", headers=h)).json()["cards"] == []
+    assert (await client.get("/api/v1/cards", params={"tag": "secret"}, headers=h)).json()["cards"] == []
+    for body in ({"query": "secret plans"}, {"tags": ["secret"]}, {"card_types": ["company"]}):
+        assert (await client.post("/api/v1/cards/retrieve", json=body, headers=h)).json()["cards"] == []
+    by_id = await client.post("/api/v1/cards/retrieve", json={"card_ids": [foreign["id"]]}, headers=h)
+    assert by_id.json() == {"cards": [], "missing_ids": [foreign["id"]]}
+    summary = await client.get("/api/v1/usage/summary", params={"group_by": "card"}, headers=h)
+    assert summary.json()["groups"] == []
+
+
+async def test_the_same_external_ref_in_two_tenants_makes_two_cards(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    foreign = await _foreign_card(client, other_tenant)
+    mine = await client.post(
+        "/api/v1/cards/batch", json={"cards": [card(title="Mine", external_ref="ref")]}, headers=tenant.headers()
+    )
+    assert mine.json()["created"] == 1
+    assert mine.json()["cards"][0]["id"] != foreign["id"]
+    theirs = await client.get(f"/api/v1/cards/{foreign['id']}", headers=other_tenant.headers())
+    assert theirs.json()["title"] == "Secret plans"
+
+
+async def _app_connection(database_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(database_url, server_settings={"role": APP_ROLE})
+
+
+async def test_the_app_role_with_no_tenant_set_sees_no_rows(
+    client: httpx.AsyncClient, tenant: Tenant, database_url: str, owner_pool: asyncpg.Pool
+) -> None:
+    await _foreign_card(client, tenant)
+    await client.post(
+        "/api/v1/cards/batch", json={"cards": [card()]}, headers=tenant.headers(**{"Idempotency-Key": "k"})
+    )
+    async with owner_pool.acquire() as owner:
+        for table in TENANT_TABLES:
+            assert await owner.fetchval(f"SELECT count(*) FROM {table}") > 0, table
+
+    conn = await _app_connection(database_url)
+    try:
+        assert await conn.fetchval("SELECT current_user") == APP_ROLE
+        for table in TENANT_TABLES:
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+        async with conn.transaction():
+            await conn.execute(SET_TENANT, str(tenant.id))
+            tenants = await conn.fetch("SELECT DISTINCT tenant_id FROM cards")
+        assert [r["tenant_id"] for r in tenants] == [tenant.id]
+        # The setting was transaction-local: gone after commit.
+        assert await conn.fetchval("SELECT count(*) FROM cards") == 0
+    finally:
+        await conn.close()
+
+
+async def test_the_database_refuses_a_row_for_another_tenant(
+    tenant: Tenant, other_tenant: Tenant, database_url: str
+) -> None:
+    conn = await _app_connection(database_url)
+    try:
+        with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError, match="row-level security"):
+            async with conn.transaction():
+                await conn.execute(SET_TENANT, str(tenant.id))
+                await conn.execute(
+                    "INSERT INTO cards (tenant_id, id, card_type, title, content) "
+                    "VALUES ($1, gen_random_uuid(), 'company', 't', '{}')",
+                    other_tenant.id,
+                )
+    finally:
+        await conn.close()
+
+
+async def test_the_app_role_owns_nothing_and_cannot_bypass_rls(owner_pool: asyncpg.Pool) -> None:
+    async with owner_pool.acquire() as conn:
+        role = await conn.fetchrow(
+            "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = $1", APP_ROLE
+        )
+        assert role is not None
+        assert (role["rolsuper"], role["rolbypassrls"]) == (False, False)
+        tables = await conn.fetch(
+            """
+            SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner) AS owner
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relname = ANY($1::text[])
+            """,
+            TENANT_TABLES,
+        )
+    assert len(tables) == len(TENANT_TABLES)
+    for table in tables:
+        assert table["relrowsecurity"] and table["relforcerowsecurity"], table["relname"]
+        assert table["owner"] != APP_ROLE
+
+
+async def test_tenant_id_leads_every_key_and_index(owner_pool: asyncpg.Pool) -> None:
+    async with owner_pool.acquire() as conn:
+        constraints = await conn.fetch(
+            """
+            SELECT con.conname, con.contype, a.attname AS first_column
+            FROM pg_constraint con
+            JOIN pg_class c ON c.oid = con.conrelid
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = con.conkey[1]
+            WHERE c.relname = ANY($1::text[]) AND con.contype IN ('p', 'u', 'f')
+            """,
+            TENANT_TABLES,
+        )
+        indexes = await conn.fetch(
+            """
+            SELECT i.relname, a.attname AS first_column
+            FROM pg_index x
+            JOIN pg_class c ON c.oid = x.indrelid
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
+            WHERE c.relname = ANY($1::text[])
+            """,
+            TENANT_TABLES,
+        )
+    assert len(constraints) >= 10 and len(indexes) >= 10
+    for row in [*constraints, *indexes]:
+        assert row["first_column"] == "tenant_id", dict(row)
