@@ -79,7 +79,7 @@ class Settings(BaseSettings):
 
 
 def _env_name(field: str) -> str:
-    if field == "database_url":
+    if field.lower() == "database_url":
         return "DATABASE_URL"
     return f"CARDS_{field.upper()}"
 
