@@ -56,14 +56,34 @@ def card(
 
 
 SEED_CARDS = [
-    card("company", "E2E Test Company", content={"summary": "Makes industrial widgets"},
-         external_ref="company-profile", tags=["onboarding"]),
-    card("audience", "Tech Decision Makers", content={"roles": ["CTO", "VP Engineering"]},
-         external_ref="audience-primary", tags=["onboarding"]),
-    card("voice", "Professional", content={"tone": "confident, plain English"},
-         external_ref="voice", tags=["onboarding"]),
-    card("insight", "Market Leader", content={"claim": "Number one in widget reliability"},
-         external_ref="insight-leader", tags=["onboarding", "positioning"]),
+    card(
+        "company",
+        "E2E Test Company",
+        content={"summary": "Makes industrial widgets"},
+        external_ref="company-profile",
+        tags=["onboarding"],
+    ),
+    card(
+        "audience",
+        "Tech Decision Makers",
+        content={"roles": ["CTO", "VP Engineering"]},
+        external_ref="audience-primary",
+        tags=["onboarding"],
+    ),
+    card(
+        "voice",
+        "Professional",
+        content={"tone": "confident, plain English"},
+        external_ref="voice",
+        tags=["onboarding"],
+    ),
+    card(
+        "insight",
+        "Market Leader",
+        content={"claim": "Number one in widget reliability"},
+        external_ref="insight-leader",
+        tags=["onboarding", "positioning"],
+    ),
 ]
 
 

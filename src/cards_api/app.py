@@ -13,7 +13,7 @@ from cards_api import __version__, idempotency
 from cards_api.api import cards, health, usage
 from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
-from cards_api.db.migrate import head_revision
+from cards_api.db.migrate import SCHEMA_HEAD
 from cards_api.db.pool import create_pool
 from cards_api.errors import install_error_handlers
 from cards_api.logs import configure_logging
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect to follow
     app.state.settings = settings
-    app.state.schema_head = head_revision()
+    app.state.schema_head = SCHEMA_HEAD
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(cards.router, prefix="/api/v1")

@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 from collections.abc import Awaitable, Callable, Iterator
+from types import FrameType
 from typing import Annotated, NoReturn, TypeVar
 from uuid import UUID
 
 import asyncpg
 import typer
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -98,25 +99,47 @@ def serve(
             )
     # Worker processes read their settings from the environment: hand them this database.
     os.environ["DATABASE_URL"] = database.dsn
+    import uvicorn
+
     if workers == 1:
         from cards_api.app import create_app
 
         target: object = create_app(settings.model_copy(update={"database_url": database.dsn}))
     else:
         target = "cards_api.app:create_app"
-    uvicorn.run(
-        target,  # type: ignore[arg-type]
-        factory=workers > 1,
-        workers=workers if workers > 1 else None,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=30,
-        loop="uvloop",
-        http="httptools",
-    )
+    _exit_cleanly_on_signals()
+    with contextlib.suppress(_Shutdown):
+        uvicorn.run(
+            target,  # type: ignore[arg-type]
+            factory=workers > 1,
+            workers=workers if workers > 1 else None,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=30,
+            loop="uvloop",
+            http="httptools",
+        )
+    # Returning lets the embedded PostgreSQL stop (at exit), after the last request finished.
+
+
+class _Shutdown(Exception):
+    """Raised by our signal handler once uvicorn has finished its graceful shutdown."""
+
+
+def _exit_cleanly_on_signals() -> None:
+    """uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    that was installed before it started. With Python's defaults that would kill the process
+    (SIGTERM) or print a KeyboardInterrupt traceback (SIGINT), and the embedded PostgreSQL
+    would never be stopped. This handler turns the re-raised signal into a normal exit."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Shutdown
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 @app.command()
@@ -126,7 +149,7 @@ def migrate() -> None:
     configure_logging(settings.log_level, settings.log_format)
     database = _open(settings)
     _migrate(database)
-    typer.echo(f"database schema at revision {migrations.head_revision()}")
+    typer.echo(f"database schema at revision {migrations.SCHEMA_HEAD}")
 
 
 def _run_admin(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
@@ -138,7 +161,7 @@ def _run_admin(settings: Settings, work: Callable[[asyncpg.Connection], Awaitabl
     async def run() -> T:
         conn = await connect(database.dsn, settings, role=ADMIN_ROLE)
         try:
-            if (await current_revision(conn)) != migrations.head_revision():
+            if (await current_revision(conn)) != migrations.SCHEMA_HEAD:
                 _fail("the database schema is not up to date; run `cards-api migrate` first")
             async with conn.transaction():
                 return await work(conn)

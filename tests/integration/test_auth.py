@@ -36,13 +36,17 @@ ROUTE_IDS = [f"{method} {path}" for method, path, _, _ in ROUTES]
 
 
 async def _card_id(client: httpx.AsyncClient, tenant: Tenant) -> str:
-    response = await client.post("/api/v1/cards/batch", json={"cards": [card()]}, headers=tenant.headers())
+    response = await client.post(
+        "/api/v1/cards/batch", json={"cards": [card()]}, headers=tenant.headers()
+    )
     card_id: str = response.json()["cards"][0]["id"]
     return card_id
 
 
 async def _call(
-    client: httpx.AsyncClient, route: tuple[str, str, dict[str, Any] | None, Scope], card_id: str,
+    client: httpx.AsyncClient,
+    route: tuple[str, str, dict[str, Any] | None, Scope],
+    card_id: str,
     headers: dict[str, str],
 ) -> httpx.Response:
     method, path, body, _ = route
@@ -51,7 +55,9 @@ async def _call(
 
 @pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
 async def test_every_route_works_with_a_key_holding_its_scope(
-    client: httpx.AsyncClient, owner_pool: asyncpg.Pool, route: tuple[str, str, dict[str, Any] | None, Scope]
+    client: httpx.AsyncClient,
+    owner_pool: asyncpg.Pool,
+    route: tuple[str, str, dict[str, Any] | None, Scope],
 ) -> None:
     owner = await issue_tenant(owner_pool)
     card_id = await _card_id(client, owner)
@@ -62,7 +68,9 @@ async def test_every_route_works_with_a_key_holding_its_scope(
 
 @pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
 async def test_every_route_is_403_without_its_scope(
-    client: httpx.AsyncClient, owner_pool: asyncpg.Pool, route: tuple[str, str, dict[str, Any] | None, Scope]
+    client: httpx.AsyncClient,
+    owner_pool: asyncpg.Pool,
+    route: tuple[str, str, dict[str, Any] | None, Scope],
 ) -> None:
     owner = await issue_tenant(owner_pool)
     card_id = await _card_id(client, owner)
@@ -132,7 +140,9 @@ async def test_missing_tenant_header_is_400(client: httpx.AsyncClient, tenant: T
 
 
 @pytest.mark.parametrize("value", ["not-a-uuid", "12345", "   "])
-async def test_malformed_tenant_header_is_400(client: httpx.AsyncClient, tenant: Tenant, value: str) -> None:
+async def test_malformed_tenant_header_is_400(
+    client: httpx.AsyncClient, tenant: Tenant, value: str
+) -> None:
     response = await client.get("/api/v1/cards", headers=tenant.headers(**{"X-Tenant-ID": value}))
     assert response.status_code == 400
     assert "X-Tenant-ID" in response.json()["detail"]
@@ -172,7 +182,9 @@ async def test_header_mode_trusts_x_tenant_id_alone(header_mode_client: httpx.As
     assert usage.status_code == 200
 
 
-async def test_header_mode_still_requires_a_valid_tenant(header_mode_client: httpx.AsyncClient) -> None:
+async def test_header_mode_still_requires_a_valid_tenant(
+    header_mode_client: httpx.AsyncClient,
+) -> None:
     assert (await header_mode_client.get("/api/v1/cards")).status_code == 400
     bad = await header_mode_client.get("/api/v1/cards", headers={"X-Tenant-ID": "nope"})
     assert bad.status_code == 400

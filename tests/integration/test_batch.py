@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -27,7 +28,8 @@ async def test_creates_cards_in_request_order(client: httpx.AsyncClient, tenant:
     assert first["tags"] == ["onboarding"]
     assert first["external_ref"] == "company-profile"
     assert (first["version"], first["usage_count"], first["last_used_at"]) == (1, 0, None)
-    assert first["created_at"].endswith("Z") and first["updated_at"].endswith("Z")
+    assert first["created_at"].endswith("Z")
+    assert first["updated_at"].endswith("Z")
 
 
 async def test_card_without_optional_fields(client: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -38,7 +40,8 @@ async def test_card_without_optional_fields(client: httpx.AsyncClient, tenant: T
     )
     assert response.status_code == 201
     created = response.json()["cards"][0]
-    assert created["tags"] == [] and created["external_ref"] is None
+    assert created["tags"] == []
+    assert created["external_ref"] is None
 
 
 async def test_upsert_by_external_ref_updates_instead_of_duplicating(
@@ -105,7 +108,9 @@ async def test_upserting_an_archived_card_restores_it(
         BATCH, json={"cards": [card(external_ref="p")]}, headers=tenant.headers()
     )
     card_id = created.json()["cards"][0]["id"]
-    assert (await client.delete(f"/api/v1/cards/{card_id}", headers=tenant.headers())).status_code == 204
+    assert (
+        await client.delete(f"/api/v1/cards/{card_id}", headers=tenant.headers())
+    ).status_code == 204
 
     again = await client.post(
         BATCH, json={"cards": [card(external_ref="p", title="Back")]}, headers=tenant.headers()
@@ -113,7 +118,8 @@ async def test_upserting_an_archived_card_restores_it(
     assert again.json()["cards"][0]["id"] == card_id
     assert again.json()["updated"] == 1
     fetched = await client.get(f"/api/v1/cards/{card_id}", headers=tenant.headers())
-    assert fetched.status_code == 200 and fetched.json()["title"] == "Back"
+    assert fetched.status_code == 200
+    assert fetched.json()["title"] == "Back"
 
 
 @pytest.mark.parametrize(
@@ -132,11 +138,17 @@ async def test_upserting_an_archived_card_restores_it(
         (card(content={"text": "nul\x00"}), ["body", "cards", 0, "content"], "NUL"),
         (card(content={"n": 10**30}), ["body", "cards", 0, "content"], "64-bit"),
         ({**card(), "content": ["not", "an", "object"]}, ["body", "cards", 0, "content"], "object"),
-        ({**card(), "tenant_id": "123e4567-e89b-12d3-a456-426614174000"},
-         ["body", "cards", 0, "tenant_id"], "not permitted"),
+        (
+            {**card(), "tenant_id": "123e4567-e89b-12d3-a456-426614174000"},
+            ["body", "cards", 0, "tenant_id"],
+            "not permitted",
+        ),
         ({**card(), "usage_count": 5}, ["body", "cards", 0, "usage_count"], "not permitted"),
-        ({**card(), "id": "550e8400-e29b-41d4-a716-446655440001"},
-         ["body", "cards", 0, "id"], "not permitted"),
+        (
+            {**card(), "id": "550e8400-e29b-41d4-a716-446655440001"},
+            ["body", "cards", 0, "id"],
+            "not permitted",
+        ),
         ({"card_type": "company", "content": {}}, ["body", "cards", 0, "title"], "required"),
     ],
 )
@@ -153,7 +165,9 @@ async def test_invalid_card_is_422_naming_field_and_limit(
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["status"] == 422
-    assert any(e["loc"] == loc and needle.lower() in e["msg"].lower() for e in problem["errors"]), problem
+    assert any(e["loc"] == loc and needle.lower() in e["msg"].lower() for e in problem["errors"]), (
+        problem
+    )
     assert await count_rows(owner_pool, "cards", tenant.id) == 0
 
 
@@ -193,8 +207,10 @@ async def test_body_over_one_mebibyte_is_413(
     assert await count_rows(owner_pool, "cards", tenant.id) == 0
 
 
-async def test_streamed_body_over_the_limit_is_413(client: httpx.AsyncClient, tenant: Tenant) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+async def test_streamed_body_over_the_limit_is_413(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
         yield b'{"cards": [{"card_type": "company", "title": "t", "content": {"x": "'
         for _ in range(20):
             yield b"z" * 65536
@@ -213,9 +229,7 @@ async def test_non_json_body_is_415(
     headers = tenant.headers()
     if content_type:
         headers["Content-Type"] = content_type
-    response = await client.post(
-        BATCH, content=json.dumps({"cards": [card()]}), headers=headers
-    )
+    response = await client.post(BATCH, content=json.dumps({"cards": [card()]}), headers=headers)
     assert response.status_code == 415
     assert response.json()["status"] == 415
 

@@ -30,14 +30,18 @@ async def test_replay_returns_the_first_response_byte_for_byte(
     assert await count_rows(owner_pool, "card_versions", tenant.id) == 4
 
 
-async def test_key_order_in_the_body_does_not_matter(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_key_order_in_the_body_does_not_matter(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     headers = tenant.headers(**{"Idempotency-Key": "k", "Content-Type": "application/json"})
     first = await client.post(
-        BATCH, content='{"cards":[{"card_type":"voice","title":"A","content":{"x":1,"y":2}}]}',
+        BATCH,
+        content='{"cards":[{"card_type":"voice","title":"A","content":{"x":1,"y":2}}]}',
         headers=headers,
     )
     again = await client.post(
-        BATCH, content='{"cards": [{"content": {"y": 2, "x": 1}, "title": "A", "card_type": "voice"}]}',
+        BATCH,
+        content='{"cards": [{"content": {"y": 2, "x": 1}, "title": "A", "card_type": "voice"}]}',
         headers=headers,
     )
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -69,7 +73,9 @@ async def test_keys_are_scoped_to_the_tenant(
     client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, owner_pool: asyncpg.Pool
 ) -> None:
     body = {"cards": [card()]}
-    mine = await client.post(BATCH, json=body, headers=tenant.headers(**{"Idempotency-Key": "shared"}))
+    mine = await client.post(
+        BATCH, json=body, headers=tenant.headers(**{"Idempotency-Key": "shared"})
+    )
     theirs = await client.post(
         BATCH, json=body, headers=other_tenant.headers(**{"Idempotency-Key": "shared"})
     )
@@ -139,7 +145,9 @@ async def test_an_expired_record_lets_the_key_run_again(
 async def test_records_expire_after_the_configured_ttl(
     client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool, app: FastAPI
 ) -> None:
-    await client.post(BATCH, json={"cards": [card()]}, headers=tenant.headers(**{"Idempotency-Key": "t"}))
+    await client.post(
+        BATCH, json={"cards": [card()]}, headers=tenant.headers(**{"Idempotency-Key": "t"})
+    )
     async with owner_pool.acquire() as conn:
         ttl = await conn.fetchval(
             "SELECT extract(epoch FROM expires_at - created_at) FROM idempotency_records "

@@ -51,7 +51,9 @@ def _shape(response: httpx.Response, card_id: str) -> tuple[int, str, str, str]:
     )
 
 
-@pytest.mark.parametrize(("method", "path", "body"), CARD_ROUTES, ids=[f"{m} {p}" for m, p, _ in CARD_ROUTES])
+@pytest.mark.parametrize(
+    ("method", "path", "body"), CARD_ROUTES, ids=[f"{m} {p}" for m, p, _ in CARD_ROUTES]
+)
 async def test_another_tenants_card_is_indistinguishable_from_a_missing_one(
     client: httpx.AsyncClient,
     tenant: Tenant,
@@ -63,8 +65,12 @@ async def test_another_tenants_card_is_indistinguishable_from_a_missing_one(
     foreign = await _foreign_card(client, other_tenant)
     missing = str(uuid.uuid4())
 
-    on_foreign = await client.request(method, path.format(id=foreign["id"]), json=body, headers=tenant.headers())
-    on_missing = await client.request(method, path.format(id=missing), json=body, headers=tenant.headers())
+    on_foreign = await client.request(
+        method, path.format(id=foreign["id"]), json=body, headers=tenant.headers()
+    )
+    on_missing = await client.request(
+        method, path.format(id=missing), json=body, headers=tenant.headers()
+    )
 
     assert on_foreign.status_code == 404
     assert _shape(on_foreign, foreign["id"]) == _shape(on_missing, missing)
@@ -80,10 +86,16 @@ async def test_lists_searches_and_summaries_never_show_another_tenants_cards(
     foreign = await _foreign_card(client, other_tenant)
     h = tenant.headers()
     assert (await client.get("/api/v1/cards", headers=h)).json()["cards"] == []
-    assert (await client.get("/api/v1/cards", params={"tag": "secret"}, headers=h)).json()["cards"] == []
+    assert (await client.get("/api/v1/cards", params={"tag": "secret"}, headers=h)).json()[
+        "cards"
+    ] == []
     for body in ({"query": "secret plans"}, {"tags": ["secret"]}, {"card_types": ["company"]}):
-        assert (await client.post("/api/v1/cards/retrieve", json=body, headers=h)).json()["cards"] == []
-    by_id = await client.post("/api/v1/cards/retrieve", json={"card_ids": [foreign["id"]]}, headers=h)
+        assert (await client.post("/api/v1/cards/retrieve", json=body, headers=h)).json()[
+            "cards"
+        ] == []
+    by_id = await client.post(
+        "/api/v1/cards/retrieve", json={"card_ids": [foreign["id"]]}, headers=h
+    )
     assert by_id.json() == {"cards": [], "missing_ids": [foreign["id"]]}
     summary = await client.get("/api/v1/usage/summary", params={"group_by": "card"}, headers=h)
     assert summary.json()["groups"] == []
@@ -94,7 +106,9 @@ async def test_the_same_external_ref_in_two_tenants_makes_two_cards(
 ) -> None:
     foreign = await _foreign_card(client, other_tenant)
     mine = await client.post(
-        "/api/v1/cards/batch", json={"cards": [card(title="Mine", external_ref="ref")]}, headers=tenant.headers()
+        "/api/v1/cards/batch",
+        json={"cards": [card(title="Mine", external_ref="ref")]},
+        headers=tenant.headers(),
     )
     assert mine.json()["created"] == 1
     assert mine.json()["cards"][0]["id"] != foreign["id"]
@@ -111,7 +125,9 @@ async def test_the_app_role_with_no_tenant_set_sees_no_rows(
 ) -> None:
     await _foreign_card(client, tenant)
     await client.post(
-        "/api/v1/cards/batch", json={"cards": [card()]}, headers=tenant.headers(**{"Idempotency-Key": "k"})
+        "/api/v1/cards/batch",
+        json={"cards": [card()]},
+        headers=tenant.headers(**{"Idempotency-Key": "k"}),
     )
     async with owner_pool.acquire() as owner:
         for table in TENANT_TABLES:
@@ -136,15 +152,17 @@ async def test_the_database_refuses_a_row_for_another_tenant(
     tenant: Tenant, other_tenant: Tenant, database_url: str
 ) -> None:
     conn = await _app_connection(database_url)
+    insert = (
+        "INSERT INTO cards (tenant_id, id, card_type, title, content) "
+        "VALUES ($1, gen_random_uuid(), 'company', 't', '{}')"
+    )
     try:
-        with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError, match="row-level security"):
-            async with conn.transaction():
-                await conn.execute(SET_TENANT, str(tenant.id))
-                await conn.execute(
-                    "INSERT INTO cards (tenant_id, id, card_type, title, content) "
-                    "VALUES ($1, gen_random_uuid(), 'company', 't', '{}')",
-                    other_tenant.id,
-                )
+        async with conn.transaction():
+            await conn.execute(SET_TENANT, str(tenant.id))
+            with pytest.raises(
+                asyncpg.exceptions.InsufficientPrivilegeError, match="row-level security"
+            ):
+                await conn.execute(insert, other_tenant.id)
     finally:
         await conn.close()
 
@@ -158,7 +176,8 @@ async def test_the_app_role_owns_nothing_and_cannot_bypass_rls(owner_pool: async
         assert (role["rolsuper"], role["rolbypassrls"]) == (False, False)
         tables = await conn.fetch(
             """
-            SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner) AS owner
+            SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                   pg_get_userbyid(c.relowner) AS owner
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'public' AND c.relname = ANY($1::text[])
             """,
@@ -166,7 +185,8 @@ async def test_the_app_role_owns_nothing_and_cannot_bypass_rls(owner_pool: async
         )
     assert len(tables) == len(TENANT_TABLES)
     for table in tables:
-        assert table["relrowsecurity"] and table["relforcerowsecurity"], table["relname"]
+        assert table["relrowsecurity"], table["relname"]
+        assert table["relforcerowsecurity"], table["relname"]
         assert table["owner"] != APP_ROLE
 
 
@@ -193,6 +213,7 @@ async def test_tenant_id_leads_every_key_and_index(owner_pool: asyncpg.Pool) -> 
             """,
             TENANT_TABLES,
         )
-    assert len(constraints) >= 10 and len(indexes) >= 10
+    assert len(constraints) >= 10
+    assert len(indexes) >= 10
     for row in [*constraints, *indexes]:
         assert row["first_column"] == "tenant_id", dict(row)

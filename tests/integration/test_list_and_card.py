@@ -14,8 +14,12 @@ from tests.support import Tenant, card, count_rows
 CARDS = "/api/v1/cards"
 
 
-async def _create(client: httpx.AsyncClient, tenant: Tenant, *cards: dict[str, Any]) -> list[dict[str, Any]]:
-    response = await client.post(f"{CARDS}/batch", json={"cards": list(cards)}, headers=tenant.headers())
+async def _create(
+    client: httpx.AsyncClient, tenant: Tenant, *cards: dict[str, Any]
+) -> list[dict[str, Any]]:
+    response = await client.post(
+        f"{CARDS}/batch", json={"cards": list(cards)}, headers=tenant.headers()
+    )
     assert response.status_code == 201
     created: list[dict[str, Any]] = response.json()["cards"]
     return created
@@ -49,7 +53,9 @@ async def test_patch_changes_fields_and_bumps_the_version(
 ) -> None:
     (created,) = await _create(client, tenant, card(tags=["a"], content={"v": 1}))
     response = await client.patch(
-        f"{CARDS}/{created['id']}", json={"title": "Renamed", "tags": ["b"]}, headers=tenant.headers()
+        f"{CARDS}/{created['id']}",
+        json={"title": "Renamed", "tags": ["b"]},
+        headers=tenant.headers(),
     )
 
     assert response.status_code == 200
@@ -82,7 +88,9 @@ async def test_patch_with_a_stale_if_match_is_412_and_changes_nothing(
     url = f"{CARDS}/{created['id']}"
     await client.patch(url, json={"title": "Second"}, headers=tenant.headers())
 
-    stale = await client.patch(url, json={"title": "Lost update"}, headers=tenant.headers(**{"If-Match": '"1"'}))
+    stale = await client.patch(
+        url, json={"title": "Lost update"}, headers=tenant.headers(**{"If-Match": '"1"'})
+    )
 
     assert stale.status_code == 412
     assert stale.json()["status"] == 412
@@ -93,7 +101,9 @@ async def test_patch_with_a_stale_if_match_is_412_and_changes_nothing(
 async def test_malformed_if_match_is_400(client: httpx.AsyncClient, tenant: Tenant) -> None:
     (created,) = await _create(client, tenant, card())
     response = await client.patch(
-        f"{CARDS}/{created['id']}", json={"title": "x"}, headers=tenant.headers(**{"If-Match": "abc"})
+        f"{CARDS}/{created['id']}",
+        json={"title": "x"},
+        headers=tenant.headers(**{"If-Match": "abc"}),
     )
     assert response.status_code == 400
 
@@ -111,7 +121,9 @@ async def test_malformed_if_match_is_400(client: httpx.AsyncClient, tenant: Tena
         {"content": {"big": "x" * 40_000}},
     ],
 )
-async def test_invalid_patch_is_422(client: httpx.AsyncClient, tenant: Tenant, body: dict[str, Any]) -> None:
+async def test_invalid_patch_is_422(
+    client: httpx.AsyncClient, tenant: Tenant, body: dict[str, Any]
+) -> None:
     (created,) = await _create(client, tenant, card())
     response = await client.patch(f"{CARDS}/{created['id']}", json=body, headers=tenant.headers())
     assert response.status_code == 422, response.text
@@ -120,7 +132,9 @@ async def test_invalid_patch_is_422(client: httpx.AsyncClient, tenant: Tenant, b
 
 
 async def test_patch_of_unknown_card_is_404(client: httpx.AsyncClient, tenant: Tenant) -> None:
-    response = await client.patch(f"{CARDS}/{uuid.uuid4()}", json={"title": "x"}, headers=tenant.headers())
+    response = await client.patch(
+        f"{CARDS}/{uuid.uuid4()}", json={"title": "x"}, headers=tenant.headers()
+    )
     assert response.status_code == 404
 
 
@@ -132,9 +146,12 @@ async def test_archive_hides_the_card_everywhere(
 
     response = await client.delete(url, headers=tenant.headers())
 
-    assert response.status_code == 204 and response.content == b""
+    assert response.status_code == 204
+    assert response.content == b""
     assert (await client.get(url, headers=tenant.headers())).status_code == 404
-    assert (await client.patch(url, json={"title": "x"}, headers=tenant.headers())).status_code == 404
+    assert (
+        await client.patch(url, json={"title": "x"}, headers=tenant.headers())
+    ).status_code == 404
     assert (await client.delete(url, headers=tenant.headers())).status_code == 404
     assert (await client.get(f"{url}/versions", headers=tenant.headers())).status_code == 404
     usage = await client.post(
@@ -147,7 +164,9 @@ async def test_archive_hides_the_card_everywhere(
     assert await count_rows(owner_pool, "cards", tenant.id) == 2
 
 
-async def test_archive_with_a_stale_if_match_is_412(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_archive_with_a_stale_if_match_is_412(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     (created,) = await _create(client, tenant, card())
     url = f"{CARDS}/{created['id']}"
     response = await client.delete(url, headers=tenant.headers(**{"If-Match": '"2"'}))
@@ -155,7 +174,9 @@ async def test_archive_with_a_stale_if_match_is_412(client: httpx.AsyncClient, t
     assert (await client.get(url, headers=tenant.headers())).status_code == 200
 
 
-async def test_versions_list_every_version_newest_first(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_versions_list_every_version_newest_first(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     (created,) = await _create(client, tenant, card(title="v1", external_ref="r"))
     url = f"{CARDS}/{created['id']}"
     await _create(client, tenant, card(title="v2", external_ref="r"))
@@ -187,7 +208,9 @@ async def test_versions_paginate(client: httpx.AsyncClient, tenant: Tenant) -> N
     assert seen == [5, 4, 3, 2, 1]
 
 
-async def test_list_pages_through_every_card_once(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_list_pages_through_every_card_once(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     created = await _create(client, tenant, *(card(title=f"c{i}") for i in range(7)))
     await _create(client, tenant, *(card(title=f"d{i}") for i in range(5)))
     seen: list[str] = []
@@ -218,7 +241,9 @@ async def test_list_filters_by_type_and_tag(client: httpx.AsyncClient, tenant: T
     )
     by_type = await client.get(CARDS, params={"card_type": "voice"}, headers=tenant.headers())
     by_tag = await client.get(CARDS, params={"tag": "x"}, headers=tenant.headers())
-    both = await client.get(CARDS, params={"tag": "x", "card_type": "company"}, headers=tenant.headers())
+    both = await client.get(
+        CARDS, params={"tag": "x", "card_type": "company"}, headers=tenant.headers()
+    )
     assert sorted(c["title"] for c in by_type.json()["cards"]) == ["A", "B"]
     assert sorted(c["title"] for c in by_tag.json()["cards"]) == ["A", "C"]
     assert [c["title"] for c in both.json()["cards"]] == ["C"]

@@ -13,8 +13,12 @@ from tests.support import SEED_CARDS, Tenant, card
 RETRIEVE = "/api/v1/cards/retrieve"
 
 
-async def _seed(client: httpx.AsyncClient, tenant: Tenant, cards: list[dict[str, Any]]) -> list[str]:
-    response = await client.post("/api/v1/cards/batch", json={"cards": cards}, headers=tenant.headers())
+async def _seed(
+    client: httpx.AsyncClient, tenant: Tenant, cards: list[dict[str, Any]]
+) -> list[str]:
+    response = await client.post(
+        "/api/v1/cards/batch", json={"cards": cards}, headers=tenant.headers()
+    )
     assert response.status_code == 201
     return [c["id"] for c in response.json()["cards"]]
 
@@ -58,7 +62,11 @@ async def test_by_tags_matches_any_of_them(client: httpx.AsyncClient, tenant: Te
     await _seed(
         client,
         tenant,
-        [card(title="A", tags=["red"]), card(title="B", tags=["blue"]), card(title="C", tags=["green"])],
+        [
+            card(title="A", tags=["red"]),
+            card(title="B", tags=["blue"]),
+            card(title="C", tags=["green"]),
+        ],
     )
     response = await client.post(RETRIEVE, json={"tags": ["red", "blue"]}, headers=tenant.headers())
     assert sorted(c["title"] for c in response.json()["cards"]) == ["A", "B"]
@@ -76,13 +84,19 @@ async def test_filters_combine(client: httpx.AsyncClient, tenant: Tenant) -> Non
     assert [c["title"] for c in response.json()["cards"]] == ["A"]
 
 
-async def test_query_ranks_by_full_text_relevance(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_query_ranks_by_full_text_relevance(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     await _seed(
         client,
         tenant,
         [
             card("insight", "Pricing notes", content={"body": "Customers mention widgets once"}),
-            card("insight", "Widgets everywhere", content={"body": "widgets widgets and more widgets"}),
+            card(
+                "insight",
+                "Widgets everywhere",
+                content={"body": "widgets widgets and more widgets"},
+            ),
             card("insight", "Unrelated", content={"body": "Nothing to see"}),
         ],
     )

@@ -15,12 +15,16 @@ from tests.support import SEED_CARDS, Tenant, card, count_rows
 
 
 async def _create(client: httpx.AsyncClient, tenant: Tenant, *cards: dict[str, Any]) -> list[str]:
-    response = await client.post("/api/v1/cards/batch", json={"cards": list(cards)}, headers=tenant.headers())
+    response = await client.post(
+        "/api/v1/cards/batch", json={"cards": list(cards)}, headers=tenant.headers()
+    )
     assert response.status_code == 201
     return [c["id"] for c in response.json()["cards"]]
 
 
-def _use(workflow_id: str, workflow_type: str = "premium_newsletter", **extra: str) -> dict[str, str]:
+def _use(
+    workflow_id: str, workflow_type: str = "premium_newsletter", **extra: str
+) -> dict[str, str]:
     return {"workflow_id": workflow_id, "workflow_type": workflow_type, **extra}
 
 
@@ -40,7 +44,8 @@ async def test_track_usage_happy_path(client: httpx.AsyncClient, tenant: Tenant)
     assert body["event_recorded"] is True
     assert body["last_used_at"].endswith("Z")
     fetched = (await client.get(f"/api/v1/cards/{card_id}", headers=tenant.headers())).json()
-    assert fetched["usage_count"] == 1 and fetched["last_used_at"] == body["last_used_at"]
+    assert fetched["usage_count"] == 1
+    assert fetched["last_used_at"] == body["last_used_at"]
 
 
 async def test_same_workflow_again_counts_but_records_no_event(
@@ -96,7 +101,9 @@ async def test_invalid_usage_is_422(
     client: httpx.AsyncClient, tenant: Tenant, body: dict[str, Any], loc: list[str]
 ) -> None:
     (card_id,) = await _create(client, tenant, card())
-    response = await client.post(f"/api/v1/cards/{card_id}/usage", json=body, headers=tenant.headers())
+    response = await client.post(
+        f"/api/v1/cards/{card_id}/usage", json=body, headers=tenant.headers()
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == loc
 
@@ -115,7 +122,9 @@ async def test_100_concurrent_calls_over_7_workflows(
     assert sorted(r.json()["usage_count"] for r in responses) == list(range(1, 101))
     async with owner_pool.acquire() as conn:
         usage_count = await conn.fetchval(
-            "SELECT usage_count FROM cards WHERE tenant_id = $1 AND id = $2", tenant.id, uuid.UUID(card_id)
+            "SELECT usage_count FROM cards WHERE tenant_id = $1 AND id = $2",
+            tenant.id,
+            uuid.UUID(card_id),
         )
         events = await conn.fetch(
             "SELECT workflow_id FROM card_usage WHERE tenant_id = $1 AND card_id = $2",
@@ -132,7 +141,9 @@ async def test_events_are_listed_newest_first_and_paginate(
     (card_id,) = await _create(client, tenant, card())
     url = f"/api/v1/cards/{card_id}/usage"
     for i in range(5):
-        await client.post(url, json=_use(f"wf-{i}", "blog_post", session_id=f"s{i}"), headers=tenant.headers())
+        await client.post(
+            url, json=_use(f"wf-{i}", "blog_post", session_id=f"s{i}"), headers=tenant.headers()
+        )
     await client.post(url, json=_use("wf-0"), headers=tenant.headers())  # deduplicated
 
     events: list[dict[str, Any]] = []
@@ -172,7 +183,9 @@ async def test_summary_groups_events(client: httpx.AsyncClient, tenant: Tenant) 
         await client.post(f"/api/v1/cards/{card_id}/usage", json=body, headers=tenant.headers())
 
     async def groups(**params: str) -> list[dict[str, Any]]:
-        response = await client.get("/api/v1/usage/summary", params=params, headers=tenant.headers())
+        response = await client.get(
+            "/api/v1/usage/summary", params=params, headers=tenant.headers()
+        )
         assert response.status_code == 200
         assert response.json()["group_by"] == params.get("group_by", "card_type")
         result: list[dict[str, Any]] = response.json()["groups"]
@@ -183,7 +196,10 @@ async def test_summary_groups_events(client: httpx.AsyncClient, tenant: Tenant) 
         {"key": "premium_newsletter", "events": 2},
         {"key": "blog_post", "events": 1},
     ]
-    assert await groups(group_by="card") == [{"key": company, "events": 2}, {"key": audience, "events": 1}]
+    assert await groups(group_by="card") == [
+        {"key": company, "events": 2},
+        {"key": audience, "events": 1},
+    ]
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     assert await groups(since=future) == []

@@ -12,10 +12,12 @@ def test_a_generated_key_names_its_tenant_and_hashes_consistently() -> None:
     key = auth.generate_key(tenant)
     parsed = auth.parse_key(key)
 
-    assert key.startswith("cards_") and len(key) == auth.KEY_LENGTH
+    assert key.startswith("cards_")
+    assert len(key) == auth.KEY_LENGTH
     assert parsed is not None
     assert parsed.tenant_id == tenant
-    assert parsed.key_hash == auth.hash_key(key) and len(parsed.key_hash) == 32
+    assert parsed.key_hash == auth.hash_key(key)
+    assert len(parsed.key_hash) == 32
 
 
 def test_keys_are_unique() -> None:

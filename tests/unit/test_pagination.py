@@ -13,7 +13,8 @@ def test_time_id_cursor_round_trips() -> None:
     stamp = datetime(2025, 10, 27, 10, 30, 0, 123456, tzinfo=UTC)
     item = uuid.uuid4()
     cursor = pagination.encode_time_id(stamp, item)
-    assert cursor.isascii() and "=" not in cursor
+    assert cursor.isascii()
+    assert "=" not in cursor
     assert pagination.decode_time_id(cursor) == (stamp, item)
 
 
@@ -21,7 +22,9 @@ def test_version_cursor_round_trips() -> None:
     assert pagination.decode_version(pagination.encode_version(7)) == 7
 
 
-@pytest.mark.parametrize("cursor", ["", "###", "e30", "WzFd", "WyJ4IiwieSJd", "WyIyMDI1LTAxLTAxIiwieCJd"])
+@pytest.mark.parametrize(
+    "cursor", ["", "###", "e30", "WzFd", "WyJ4IiwieSJd", "WyIyMDI1LTAxLTAxIiwieCJd"]
+)
 def test_bad_cursors_are_422_naming_the_parameter(cursor: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         pagination.decode_time_id(cursor)

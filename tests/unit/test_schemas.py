@@ -15,11 +15,13 @@ def test_content_at_the_limit_is_accepted_and_one_byte_over_is_not() -> None:
     overhead = len('{"k":""}')
     CardCreate.model_validate(_card(content={"k": "x" * (limits.MAX_CONTENT_BYTES - overhead)}))
     with pytest.raises(ValidationError, match="32768"):
-        CardCreate.model_validate(_card(content={"k": "x" * (limits.MAX_CONTENT_BYTES - overhead + 1)}))
+        CardCreate.model_validate(
+            _card(content={"k": "x" * (limits.MAX_CONTENT_BYTES - overhead + 1)})
+        )
 
 
 def test_unpaired_surrogates_are_refused() -> None:
-    with pytest.raises(ValidationError, match="(?i)unicode"):
+    with pytest.raises(ValidationError, match=r"(?i)unicode"):
         CardCreate.model_validate(_card(title="bad \ud800"))
 
 

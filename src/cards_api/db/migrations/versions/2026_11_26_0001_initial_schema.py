@@ -230,7 +230,7 @@ UPGRADE = [
     "GRANT SELECT, INSERT ON card_versions, card_usage TO cards_app",
     "GRANT SELECT, INSERT, UPDATE ON idempotency_records TO cards_app",
     "GRANT SELECT ON api_keys TO cards_app",
-    "GRANT SELECT ON alembic_version TO cards_app",
+    "GRANT SELECT ON alembic_version TO cards_app, cards_admin",
     "GRANT SELECT, INSERT, UPDATE ON api_keys TO cards_admin",
     "GRANT SELECT, DELETE ON idempotency_records TO cards_maintenance",
 ]
