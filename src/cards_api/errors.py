@@ -271,6 +271,14 @@ _UNAVAILABLE = (
 )
 
 
+async def _on_unstorable_value(_: Request, exc: Exception) -> Response:
+    # SQLSTATE class 22 ("data exception") means a value sent to PostgreSQL was unacceptable.
+    # Validation at the edge should have caught it; if a case slipped through, the client
+    # still gets a 4xx naming the problem rather than a 500.
+    log.warning("unstorable_value", error=type(exc).__name__)
+    return problem_response(ValidationFailed("a value in the request cannot be stored"))
+
+
 async def _on_database_unavailable(_: Request, exc: Exception) -> Response:
     log.warning("database_unavailable", error=type(exc).__name__)
     return problem_response(ServiceUnavailable("the database is unavailable; retry shortly"))
@@ -286,5 +294,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(ValidationError, _on_pydantic_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(asyncpg.exceptions.DataError, _on_unstorable_value)
     for exc_class in _UNAVAILABLE:
         app.add_exception_handler(exc_class, _on_database_unavailable)

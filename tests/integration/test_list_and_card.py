@@ -255,6 +255,8 @@ async def test_list_filters_by_type_and_tag(client: httpx.AsyncClient, tenant: T
         ({"limit": 101}, ["query", "limit"]),
         ({"limit": 0}, ["query", "limit"]),
         ({"card_type": "robot"}, ["query", "card_type"]),
+        ({"tag": "nul\x00"}, ["query", "tag"]),
+        ({"tag": "t" * 65}, ["query", "tag"]),
         ({"cursor": "!!!not-a-cursor"}, ["query", "cursor"]),
         ({"cursor": "WzFd"}, ["query", "cursor"]),
     ],

@@ -145,7 +145,10 @@ async def list_cards(
     tag: Annotated[
         str | None,
         Query(
-            min_length=1, max_length=limits.MAX_TAG_CHARS, description="only cards with this tag"
+            min_length=1,
+            max_length=limits.MAX_TAG_CHARS,
+            pattern=r"^[^\x00]+$",
+            description="only cards with this tag",
         ),
     ] = None,
     limit: Limit = limits.DEFAULT_PAGE_LIMIT,
