@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import clean_env, run_cli
+from tests.e2e.conftest import clean_env, run_cli, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -73,3 +75,24 @@ def test_bad_arguments_are_usage_errors(args: list[str], database_url: str) -> N
     result = run_cli(*args, env=clean_env(DATABASE_URL=database_url))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_header_mode_warns_at_start(database_url: str, tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path / "logs", clean_env(DATABASE_URL=database_url, CARDS_AUTH_MODE="header")
+    )
+    try:
+        tenant = str(uuid.uuid4())
+        created = httpx.post(
+            f"{server.base_url}/api/v1/cards/batch",
+            json={"cards": [{"card_type": "voice", "title": "t", "content": {}}]},
+            headers={"X-Tenant-ID": tenant},
+        )
+        assert created.status_code == 201
+    finally:
+        server.stop()
+    warnings = [
+        json.loads(line) for line in server.stderr().splitlines() if '"auth_mode_header"' in line
+    ]
+    assert len(warnings) == 1
+    assert warnings[0]["level"] == "warning"

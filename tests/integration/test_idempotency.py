@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from cards_api import idempotency
+from cards_api.app import create_app
+from cards_api.settings import Settings
 from tests.support import SEED_CARDS, Tenant, card, count_rows
 
 BATCH = "/api/v1/cards/batch"
@@ -188,3 +192,39 @@ async def test_purge_removes_expired_records_of_every_tenant_and_nothing_else(
         [(tenant.id, "fresh"), (other_tenant.id, "fresh")]
     )
     assert await count_rows(owner_pool, "cards", tenant.id) == 2
+
+
+@pytest.fixture
+async def impatient_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app whose lock timeout is short, so a request stuck behind another gives up fast."""
+    app = create_app(settings.model_copy(update={"lock_timeout_ms": 200}))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
+            yield http
+
+
+async def test_a_key_whose_first_request_is_still_running_is_409(
+    impatient_client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    body = {"cards": [card()]}
+    headers = tenant.headers(**{"Idempotency-Key": "in-flight"})
+    async with owner_pool.acquire() as conn:
+        first = conn.transaction()
+        await first.start()
+        # Stands for a first request that has claimed the key and not yet committed.
+        await conn.execute(
+            "INSERT INTO idempotency_records (tenant_id, key, fingerprint, expires_at) "
+            "VALUES ($1, 'in-flight', '\\x00', now() + interval '1 hour')",
+            tenant.id,
+        )
+        response = await impatient_client.post(BATCH, json=body, headers=headers)
+        await first.rollback()
+
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/request-in-progress")
+    assert await count_rows(owner_pool, "cards", tenant.id) == 0
+    # The first request failed and stored nothing: the retry now runs.
+    retry = await impatient_client.post(BATCH, json=body, headers=headers)
+    assert retry.status_code == 201
+    assert retry.headers["Idempotent-Replayed"] == "false"
