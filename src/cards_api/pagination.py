@@ -8,14 +8,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 from uuid import UUID
 
+import asyncpg
 import orjson
 
 from cards_api.errors import ValidationFailed
 
 CURSOR_LOC = ("query", "cursor")
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[Row]):
+    rows: list[Row]
+    next_cursor: str | None
+
+
+def page_of(rows: Sequence[Row], limit: int, cursor_after: Callable[[Row], str]) -> Page[Row]:
+    """Cut a page from `limit + 1` fetched rows: the extra row only says another page exists."""
+    if len(rows) <= limit:
+        return Page(rows=list(rows), next_cursor=None)
+    return Page(rows=list(rows[:limit]), next_cursor=cursor_after(rows[limit - 1]))
 
 
 def _encode(parts: list[object]) -> str:
@@ -36,6 +55,11 @@ def _decode(cursor: str) -> list[object]:
 
 def encode_time_id(created_at: datetime, item_id: UUID) -> str:
     return _encode([created_at, str(item_id)])
+
+
+def time_id_cursor(row: asyncpg.Record) -> str:
+    """The cursor after a row sorted by (created_at, id)."""
+    return encode_time_id(row["created_at"], row["id"])
 
 
 def decode_time_id(cursor: str) -> tuple[datetime, UUID]:

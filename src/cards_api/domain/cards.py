@@ -16,7 +16,14 @@ from cards_api.db.queries import cards as cards_q
 from cards_api.db.types import Connection
 from cards_api.domain.schemas import BatchCreateRequest, CardPatch, RetrieveRequest
 from cards_api.errors import NotFound, PreconditionFailed, ValidationFailed
-from cards_api.pagination import decode_time_id, decode_version, encode_time_id, encode_version
+from cards_api.pagination import (
+    Page,
+    decode_time_id,
+    decode_version,
+    encode_version,
+    page_of,
+    time_id_cursor,
+)
 
 
 def card_not_found(card_id: UUID) -> NotFound:
@@ -29,12 +36,6 @@ class BatchResult:
     rows: list[asyncpg.Record]
     created: int
     updated: int
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    rows: list[asyncpg.Record]
-    next_cursor: str | None
 
 
 def _reject_duplicate_refs(request: BatchCreateRequest) -> None:
@@ -122,7 +123,7 @@ async def list_cards(
     tag: str | None,
     limit: int,
     cursor: str | None,
-) -> Page:
+) -> Page[asyncpg.Record]:
     rows = await cards_q.list_page(
         conn,
         tenant_id=tenant_id,
@@ -131,10 +132,7 @@ async def list_cards(
         after=decode_time_id(cursor) if cursor else None,
         limit=limit + 1,
     )
-    if len(rows) <= limit:
-        return Page(rows=rows, next_cursor=None)
-    last = rows[limit - 1]
-    return Page(rows=rows[:limit], next_cursor=encode_time_id(last["created_at"], last["id"]))
+    return page_of(rows, limit, time_id_cursor)
 
 
 async def get_card(conn: Connection, *, tenant_id: UUID, card_id: UUID) -> asyncpg.Record:
@@ -190,7 +188,7 @@ async def archive_card(
 
 async def card_versions(
     conn: Connection, *, tenant_id: UUID, card_id: UUID, limit: int, cursor: str | None
-) -> Page:
+) -> Page[asyncpg.Record]:
     if not await cards_q.card_exists(conn, tenant_id=tenant_id, card_id=card_id):
         raise card_not_found(card_id)
     rows = await cards_q.versions_page(
@@ -200,6 +198,4 @@ async def card_versions(
         before_version=decode_version(cursor) if cursor else None,
         limit=limit + 1,
     )
-    if len(rows) <= limit:
-        return Page(rows=rows, next_cursor=None)
-    return Page(rows=rows[:limit], next_cursor=encode_version(rows[limit - 1]["version"]))
+    return page_of(rows, limit, lambda row: encode_version(row["version"]))

@@ -10,10 +10,10 @@ import asyncpg
 from cards_api.db.queries import cards as cards_q
 from cards_api.db.queries import usage as usage_q
 from cards_api.db.types import Connection
-from cards_api.domain.cards import Page, card_not_found
+from cards_api.domain.cards import card_not_found
 from cards_api.domain.schemas import GroupBy, UsageRequest
 from cards_api.errors import ValidationFailed
-from cards_api.pagination import decode_time_id, encode_time_id
+from cards_api.pagination import Page, decode_time_id, page_of, time_id_cursor
 
 
 async def track(
@@ -35,7 +35,7 @@ async def track(
 
 async def events(
     conn: Connection, *, tenant_id: UUID, card_id: UUID, limit: int, cursor: str | None
-) -> Page:
+) -> Page[asyncpg.Record]:
     if not await cards_q.card_exists(conn, tenant_id=tenant_id, card_id=card_id):
         raise card_not_found(card_id)
     rows = await usage_q.events_page(
@@ -45,10 +45,7 @@ async def events(
         before=decode_time_id(cursor) if cursor else None,
         limit=limit + 1,
     )
-    if len(rows) <= limit:
-        return Page(rows=rows, next_cursor=None)
-    last = rows[limit - 1]
-    return Page(rows=rows[:limit], next_cursor=encode_time_id(last["created_at"], last["id"]))
+    return page_of(rows, limit, time_id_cursor)
 
 
 async def summary(
