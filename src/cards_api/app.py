@@ -77,8 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_head = SCHEMA_HEAD
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(cards.router, prefix="/api/v1")
-    app.include_router(usage.router, prefix="/api/v1")
+    # Routers carry their full prefix, so a route's path is its whole template (a metric label).
+    app.include_router(cards.router)
+    app.include_router(usage.router)
     app.add_middleware(RequestContextMiddleware)
     install_openapi(app)
     return app

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
 from typing import Annotated, NoReturn, TypeVar
@@ -97,14 +99,28 @@ def serve(
                 f"  export CARDS_TENANT_ID={demo.tenant_id}\n"
                 f"  export CARDS_API_KEY={demo.key}"
             )
-    # Worker processes read their settings from the environment: hand them this database.
+    # Worker processes read their settings from the environment: hand them this database, and
+    # a fresh folder where every worker writes its metrics (so counts start from zero and a
+    # scrape of any worker sums them all). Both must be set before the app is imported.
     os.environ["DATABASE_URL"] = database.dsn
+    metrics_dir = tempfile.mkdtemp(prefix="cards-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus_client at import
+    try:
+        _run_uvicorn(
+            settings.model_copy(update={"database_url": database.dsn}), host, port, workers
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    # Returning lets the embedded PostgreSQL stop (at exit), after the last request finished.
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     if workers == 1:
         from cards_api.app import create_app
 
-        target: object = create_app(settings.model_copy(update={"database_url": database.dsn}))
+        target: object = create_app(settings)
     else:
         target = "cards_api.app:create_app"
     _exit_cleanly_on_signals()
@@ -122,7 +138,6 @@ def serve(
             loop="uvloop",
             http="httptools",
         )
-    # Returning lets the embedded PostgreSQL stop (at exit), after the last request finished.
 
 
 class _Shutdown(Exception):

@@ -1,4 +1,5 @@
-"""The one ASGI middleware every request passes: trace id, body limit, request log, last resort.
+"""The one ASGI middleware every request passes: trace id, body limit, request log and metrics,
+last-resort error handling.
 
 It is written as plain ASGI (not Starlette's BaseHTTPMiddleware) because it sits on every
 request: no extra task, no body buffering, and the request's contextvars stay visible to it.
@@ -12,6 +13,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cards_api import metrics
 from cards_api.errors import PayloadTooLarge, internal_error_response, problem_response
 from cards_api.limits import MAX_BODY_BYTES
 from cards_api.tracing import choose_trace_id, current_trace_id
@@ -68,14 +70,16 @@ class RequestContextMiddleware:
             if not response_started:
                 await internal_error_response()(scope, receive, send_with_trace)
         finally:
-            route = scope.get("route")
+            elapsed = time.perf_counter() - started
+            route: str | None = getattr(scope.get("route"), "path", None)
             state: dict[str, Any] = scope.get("state") or {}
+            metrics.observe_request(scope["method"], route, status, elapsed)
             log.info(
                 "request",
                 method=scope["method"],
-                route=getattr(route, "path", None),
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=round(elapsed * 1000, 3),
                 tenant_id=state.get("tenant_id"),
             )
 

@@ -104,6 +104,7 @@ async def test_openapi_document_and_docs(client: httpx.AsyncClient) -> None:
     assert set(paths) == {
         "/health",
         "/ready",
+        "/metrics",
         "/api/v1/cards/batch",
         "/api/v1/cards/retrieve",
         "/api/v1/cards",

@@ -9,7 +9,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from cards_api import idempotency, limits
+from cards_api import idempotency, limits, metrics
 from cards_api.api.deps import (
     AppSettings,
     IfMatch,
@@ -32,7 +32,7 @@ from cards_api.domain.schemas import (
     RetrieveResponse,
 )
 
-router = APIRouter(prefix="/cards", tags=["cards"])
+router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
 JSON = "application/json"
 ETAG_HEADER = header('The card\'s version as an entity tag, e.g. "3"; send it in If-Match')
@@ -96,6 +96,7 @@ async def create_cards(
             ttl_seconds=settings.idempotency_ttl,
         )
         if stored is not None:
+            session.after_commit.append(metrics.IDEMPOTENCY_REPLAYS.inc)
             return Response(
                 stored.body,
                 status_code=stored.status,

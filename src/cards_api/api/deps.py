@@ -8,8 +8,9 @@ Nothing below it commits.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 from uuid import UUID
 
@@ -29,10 +30,14 @@ POOL_ACQUIRE_TIMEOUT_S = 5.0
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TenantSession:
     conn: Connection
     principal: Principal
+    started: float
+    """`time.perf_counter()` when the transaction began."""
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    """Run once the transaction has committed: what a rollback must not count is counted here."""
 
     @property
     def tenant_id(self) -> UUID:
@@ -47,10 +52,15 @@ def get_settings(request: Request) -> Settings:
 async def tenant_session(request: Request) -> AsyncIterator[TenantSession]:
     claim = tenancy.read_claim(request.headers, get_settings(request).auth_mode)
     pool: asyncpg.Pool = request.app.state.pool
-    async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
-        principal = await tenancy.bind(conn, claim)
-        request.state.tenant_id = str(principal.tenant_id)
-        yield TenantSession(conn=conn, principal=principal)
+    async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
+        started = time.perf_counter()
+        async with conn.transaction():
+            principal = await tenancy.bind(conn, claim)
+            request.state.tenant_id = str(principal.tenant_id)
+            session = TenantSession(conn=conn, principal=principal, started=started)
+            yield session
+    for hook in session.after_commit:
+        hook()
 
 
 def _scoped(scope: Scope) -> Callable[[TenantSession], Awaitable[TenantSession]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC
 from typing import Annotated
 from uuid import UUID
@@ -10,14 +11,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
-from cards_api import limits
+from cards_api import limits, metrics
 from cards_api.api.cards import JSON, Cursor, Limit
 from cards_api.api.deps import ReadSession, UsageSession, json_body
 from cards_api.api.openapi import header, json_request, problems
 from cards_api.domain import render, usage
 from cards_api.domain.schemas import GroupBy, UsageEvents, UsageRequest, UsageResponse, UsageSummary
 
-router = APIRouter(tags=["usage"])
+router = APIRouter(prefix="/api/v1", tags=["usage"])
 
 EVENT_RECORDED = "X-Event-Recorded"
 
@@ -49,6 +50,13 @@ async def track_usage(
         session.conn, tenant_id=session.tenant_id, card_id=card_id, request=body
     )
     recorded = bool(row["event_recorded"])
+
+    def count() -> None:
+        metrics.USAGE_WRITE_DURATION.observe(time.perf_counter() - session.started)
+        if recorded:
+            metrics.record_usage_event(row["card_type"], body.workflow_type)
+
+    session.after_commit.append(count)
     payload = render.dumps(
         {
             "card_id": card_id,

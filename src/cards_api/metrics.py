@@ -1,0 +1,137 @@
+"""Every Prometheus metric of Cards API, defined once, and how `/metrics` is rendered.
+
+| Metric | Type | Labels |
+|---|---|---|
+| `cards_api_requests_total` | counter | `method`, `route` (the template), `status` |
+| `cards_api_request_duration_seconds` | histogram | `method`, `route` |
+| `card_usage_events_total` | counter | `card_type`, `workflow_type`: events, not calls |
+| `cards_usage_write_duration_seconds` | histogram | none: the usage transaction |
+| `cards_idempotency_replays_total` | counter | none |
+| `cards_api_database_ready` | gauge | none: 1 when the scrape reached a migrated database |
+
+The seed named the usage histogram `cards_usage_write_duration_ms`; Prometheus wants base units
+(and `promtool check metrics` rejects `_ms`), so it is exposed in seconds.
+
+Labels stay bounded: `route` is the route template (`/api/v1/cards/{card_id}`) or `unmatched`,
+`method` one of the HTTP methods or `other`, `card_type` a closed set, and `workflow_type`, which
+clients choose, is kept for the first `MAX_WORKFLOW_TYPES` values a process sees and reported as
+`other` after that. No label ever carries a tenant, card or workflow id.
+
+With several worker processes (`cards-api serve --workers N`) the metrics use
+prometheus_client's multiprocess mode: `serve` creates a fresh `PROMETHEUS_MULTIPROC_DIR` before
+the workers start and removes it at exit, and whichever worker answers a scrape reports the sums
+over all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+# Requests take about a millisecond (a cached read) to a second (a large batch under load).
+LATENCY_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+
+REQUESTS = Counter(
+    "cards_api_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+REQUEST_DURATION = Histogram(
+    "cards_api_request_duration_seconds",
+    "Time from the first byte of a request to the end of its response.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+USAGE_EVENTS = Counter(
+    "card_usage_events_total",
+    "Usage events recorded (a workflow run's first use of a card; repeated calls are not events).",
+    ["card_type", "workflow_type"],
+)
+USAGE_WRITE_DURATION = Histogram(
+    "cards_usage_write_duration_seconds",
+    "Time of the usage-tracking transaction, from BEGIN to COMMIT.",
+    buckets=LATENCY_BUCKETS,
+)
+IDEMPOTENCY_REPLAYS = Counter(
+    "cards_idempotency_replays_total",
+    "Batch requests answered by replaying the stored response of their Idempotency-Key.",
+)
+
+UNMATCHED_ROUTE: Final = "unmatched"
+OTHER: Final = "other"
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_WORKFLOW_TYPES: Final = 100
+_workflow_types: set[str] = set()
+
+
+def method_label(method: str) -> str:
+    return method if method in _METHODS else OTHER
+
+
+def workflow_type_label(workflow_type: str) -> str:
+    if workflow_type in _workflow_types:
+        return workflow_type
+    if len(_workflow_types) < MAX_WORKFLOW_TYPES:
+        _workflow_types.add(workflow_type)
+        return workflow_type
+    return OTHER
+
+
+def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
+    method = method_label(method)
+    route = route or UNMATCHED_ROUTE
+    REQUESTS.labels(method, route, str(status)).inc()
+    REQUEST_DURATION.labels(method, route).observe(seconds)
+
+
+def record_usage_event(card_type: str, workflow_type: str) -> None:
+    USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type)).inc()
+
+
+class _DatabaseReady(Collector):
+    """A gauge computed at scrape time (not stored), so it is right in multiprocess mode."""
+
+    def __init__(self, ready: bool) -> None:
+        self.ready = ready
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "cards_api_database_ready",
+            "1 when the database answered this scrape and its schema is at this build's head.",
+            value=1.0 if self.ready else 0.0,
+        )
+
+
+def render(*, database_ready: bool) -> tuple[bytes, str]:
+    """The exposition text: the sums over every worker in multiprocess mode."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get(MULTIPROC_ENV):
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_RegistryView())
+    registry.register(_DatabaseReady(database_ready))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _RegistryView(Collector):
+    """The process's own default registry, for single-process use (tests, embedding)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
