@@ -99,10 +99,10 @@ def scraped_events(base_url: str) -> float:
 
 class Prometheus:
     def __init__(self, workdir: Path, api_url: str) -> None:
-        config = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+        config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
         config["global"]["scrape_interval"] = "1s"
         config["global"]["evaluation_interval"] = "1s"
-        config["rule_files"] = [str(DEPLOY / "prometheus" / name) for name in config["rule_files"]]
+        config["rule_files"] = [str(DEPLOY / name) for name in config["rule_files"]]
         config["scrape_configs"] = [
             j for j in config["scrape_configs"] if j["job_name"] == "cards-api"
         ]

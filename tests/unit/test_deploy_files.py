@@ -31,7 +31,7 @@ def dashboard_expressions() -> list[str]:
 
 
 def alert_expressions() -> list[str]:
-    return [r["expr"] for g in _yaml("prometheus/alerts.yml")["groups"] for r in g["rules"]]
+    return [r["expr"] for g in _yaml("alerts.yml")["groups"] for r in g["rules"]]
 
 
 def _metric_series() -> set[str]:
@@ -134,6 +134,9 @@ def test_compose_stack() -> None:
     assert "@postgres:5432/" in environment["DATABASE_URL"]
 
     assert compose["prometheus"]["ports"] == ["9090:9090"]
+    prometheus_mounts = compose["prometheus"]["volumes"]
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus_mounts
+    assert "./alerts.yml:/etc/prometheus/alerts.yml:ro" in prometheus_mounts
     assert compose["grafana"]["ports"] == ["3000:3000"]
     mounts = " ".join(compose["grafana"]["volumes"])
     assert "./grafana/provisioning:/etc/grafana/provisioning" in mounts
@@ -143,13 +146,13 @@ def test_compose_stack() -> None:
 
 
 def test_prometheus_scrapes_the_api_every_10_seconds() -> None:
-    config = _yaml("prometheus/prometheus.yml")
+    config = _yaml("prometheus.yml")
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "cards-api")
     assert job["scrape_interval"] == "10s"
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == [f"api:{PORT}"]
     assert config["rule_files"] == ["alerts.yml"]
-    alerts = {r["alert"] for g in _yaml("prometheus/alerts.yml")["groups"] for r in g["rules"]}
+    alerts = {r["alert"] for g in _yaml("alerts.yml")["groups"] for r in g["rules"]}
     assert alerts == {
         "CardsApiDown",
         "CardsApiHigh5xxRatio",

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from tests.tools import require_tool
 
-PROMETHEUS = Path(__file__).parents[2] / "deploy" / "prometheus"
+DEPLOY = Path(__file__).parents[2] / "deploy"
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [require_tool("promtool"), *args],
-        cwd=PROMETHEUS,
+        cwd=DEPLOY,
         capture_output=True,
         text=True,
         timeout=60,
