@@ -1,0 +1,171 @@
+"""`AsyncCardsClient`: the asynchronous client, with the same methods as `CardsClient`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import tenacity
+
+from cards_client._base import PAGE_SIZE, BaseClient, Call, Page, __version__
+from cards_client._exceptions import ServiceUnavailable, TransportError
+from cards_client._models import (
+    BatchResult,
+    Card,
+    CardVersion,
+    GroupBy,
+    NewCard,
+    RetrieveResult,
+    UsageEvent,
+    UsageResult,
+    UsageSummary,
+)
+
+T = TypeVar("T")
+
+
+class AsyncCardsClient(BaseClient):
+    """Cards API client for asyncio. Use as an async context manager, or await `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(base_url, **options)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self.timeout,
+            transport=transport,
+            headers={"User-Agent": f"cards-client/{__version__}"},
+        )
+
+    async def __aenter__(self) -> AsyncCardsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: Call[T]) -> T:
+        trace_id = self._new_trace_id()
+        try:
+            async for attempt in tenacity.AsyncRetrying(**self._retry_options(call)):
+                with attempt:
+                    request = self._request(self._http, call, trace_id)
+                    response = await self._http.send(request)
+                    return call.parse(self._checked(response, trace_id))
+        except httpx.TransportError as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}", trace_id=trace_id) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pages(
+        self, first: Call[Page[T]], next_call: Callable[[str], Call[Page[T]]]
+    ) -> AsyncIterator[T]:
+        page = await self._send(first)
+        for item in page.items:
+            yield item
+        while page.next_cursor is not None:
+            page = await self._send(next_call(page.next_cursor))
+            for item in page.items:
+                yield item
+
+    async def create_cards(
+        self, cards: Iterable[NewCard | Mapping[str, Any]], *, idempotency_key: str | None = None
+    ) -> BatchResult:
+        return await self._send(self._create_cards(cards, idempotency_key))
+
+    async def upsert(
+        self, cards: Iterable[NewCard | Mapping[str, Any]], *, idempotency_key: str | None = None
+    ) -> BatchResult:
+        checked = [c if isinstance(c, NewCard) else NewCard.model_validate(c) for c in cards]
+        if any(c.external_ref is None for c in checked):
+            raise ValueError("upsert needs an external_ref on every card")
+        return await self.create_cards(checked, idempotency_key=idempotency_key)
+
+    async def retrieve(
+        self,
+        *,
+        card_ids: Sequence[str | UUID] | None = None,
+        card_types: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        query: str | None = None,
+        limit: int | None = None,
+    ) -> RetrieveResult:
+        return await self._send(self._retrieve(card_ids, card_types, tags, query, limit))
+
+    def list_cards(
+        self, *, card_type: str | None = None, tag: str | None = None, page_size: int = PAGE_SIZE
+    ) -> AsyncIterator[Card]:
+        return self._pages(
+            self._list_page(card_type, tag, None, page_size),
+            lambda cursor: self._list_page(card_type, tag, cursor, page_size),
+        )
+
+    async def get(self, card_id: str | UUID) -> Card:
+        return await self._send(self._get(card_id))
+
+    async def update(
+        self,
+        card_id: str | UUID,
+        *,
+        title: str | None = None,
+        content: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        if_version: int | None = None,
+    ) -> Card:
+        return await self._send(self._update(card_id, title, content, tags, if_version))
+
+    async def archive(self, card_id: str | UUID, *, if_version: int | None = None) -> None:
+        await self._send(self._archive(card_id, if_version))
+
+    def versions(self, card_id: str | UUID) -> AsyncIterator[CardVersion]:
+        return self._pages(
+            self._versions_page(card_id, None), lambda c: self._versions_page(card_id, c)
+        )
+
+    async def track_usage(
+        self,
+        card_id: str | UUID,
+        *,
+        workflow_id: str,
+        workflow_type: str,
+        session_id: str | None = None,
+    ) -> UsageResult:
+        return await self._send(self._track_usage(card_id, workflow_id, workflow_type, session_id))
+
+    def usage_events(self, card_id: str | UUID) -> AsyncIterator[UsageEvent]:
+        return self._pages(
+            self._events_page(card_id, None), lambda c: self._events_page(card_id, c)
+        )
+
+    async def usage_summary(
+        self,
+        *,
+        group_by: GroupBy = "card_type",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> UsageSummary:
+        return await self._send(self._usage_summary(group_by, since, until))
+
+    async def health(self) -> bool:
+        return await self._send(self._health())
+
+    async def ready(self) -> bool:
+        try:
+            return await self._send(self._ready())
+        except ServiceUnavailable:
+            return False
