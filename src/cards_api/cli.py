@@ -1,4 +1,4 @@
-"""The `cards-api` command: serve, migrate, and manage API keys.
+"""The `cards-api` command: serve, migrate, manage API keys, import and export cards.
 
 Every failure a user can cause (a bad setting, an unreachable database, an unknown key id)
 ends with one line on stderr starting `cards-api:` and a non-zero exit, never a traceback.
@@ -12,10 +12,12 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -32,6 +34,9 @@ from cards_api.db.queries.schema import current_revision
 from cards_api.demo import ensure_demo_tenant
 from cards_api.logs import configure_logging
 from cards_api.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from cards_client import CardsClient
 
 T = TypeVar("T")
 
@@ -270,6 +275,84 @@ def keys_revoke(key_id: Annotated[UUID, typer.Argument(help="Id of the key to re
     if info is None:
         _fail(f"no active key with id {key_id}", code=1)
     typer.echo(f"Revoked key {info.id} of tenant {info.tenant_id}")
+
+
+def _client(tenant: UUID) -> CardsClient:
+    from cards_client import CardsClient
+
+    try:
+        return CardsClient(tenant_id=tenant)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _api_errors() -> Iterator[None]:
+    from cards_client import CardsError
+
+    try:
+        yield
+    except CardsError as exc:
+        _fail(str(exc), code=1)
+
+
+@app.command("import")
+def import_cards(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="JSON Lines of cards."),
+    ],
+    tenant: Annotated[UUID, typer.Option(help="Tenant to import into.")],
+) -> None:
+    """Import cards from JSON Lines through the API at CARDS_URL (key in CARDS_API_KEY).
+
+    Running an import again creates nothing twice. Bad lines are reported and skipped."""
+    from cards_api import transfer
+
+    with _client(tenant) as client, _api_errors():
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            with Progress(console=Console(stderr=True), transient=True) as progress:
+                task = progress.add_task(f"importing {file.name}", total=transfer.count_lines(file))
+                report = transfer.import_file(
+                    client, file, on_lines=lambda n: progress.advance(task, n)
+                )
+        else:
+            report = transfer.import_file(client, file)
+    typer.echo(f"imported {file}: {report.summary()}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cards(
+    tenant: Annotated[UUID, typer.Option(help="Tenant to export.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Export every live card as JSON Lines through the API at CARDS_URL (key in CARDS_API_KEY)."""
+    from cards_api import transfer
+
+    with _client(tenant) as client, _api_errors():
+        out = output.open("w", encoding="utf-8") if output is not None else sys.stdout
+        try:
+            if output is not None and sys.stderr.isatty():
+                from rich.progress import Progress, SpinnerColumn, TextColumn
+
+                columns = (SpinnerColumn(), TextColumn("exported {task.completed} cards"))
+                with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+                    task = progress.add_task("export", total=None)
+                    count = transfer.export_cards(
+                        client, out, on_card=lambda: progress.advance(task)
+                    )
+            else:
+                count = transfer.export_cards(client, out)
+        finally:
+            if output is not None:
+                out.close()
+    typer.echo(f"exported {count} cards", err=True)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import httpx
 import tenacity
-from tenacity.wait import wait_random_exponential
+from tenacity.wait import wait_exponential_jitter
 
 from cards_client._exceptions import APIError, error_for
 from cards_client._models import (
@@ -33,7 +33,7 @@ __version__ = "1.0.0"
 
 DEFAULT_URL = "http://127.0.0.1:8002"
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_RETRIES = 6
 PAGE_SIZE = 100
 RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -113,7 +113,11 @@ class BaseClient:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
         self.max_retries = max_retries
-        self._wait_backoff = wait_random_exponential(multiplier=backoff, max=max_backoff)
+        # backoff, 2 x backoff, 4 x backoff … up to max_backoff, each plus up to `backoff` of
+        # random jitter so that many clients retrying at once do not arrive in step.
+        self._wait_backoff = wait_exponential_jitter(
+            multiplier=backoff, max=max_backoff, jitter=backoff
+        )
 
     # -- retry policy ------------------------------------------------------------------------
 
@@ -131,7 +135,7 @@ class BaseClient:
         return retryable
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        """Exponential backoff with full jitter, but never sooner than the server's Retry-After."""
+        """Exponential backoff with jitter, but never sooner than the server's Retry-After."""
         delay = float(self._wait_backoff(state))
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, APIError) and exc.retry_after is not None:

@@ -63,8 +63,14 @@ class Server:
         return self.exit_code
 
 
-def start_server(logs: Path, env: dict[str, str], *extra: str, ready_timeout: float = 90) -> Server:
-    port = free_port()
+def start_server(
+    logs: Path,
+    env: dict[str, str],
+    *extra: str,
+    ready_timeout: float = 90,
+    port: int | None = None,
+) -> Server:
+    port = port or free_port()
     logs.mkdir(parents=True, exist_ok=True)
     stdout_path, stderr_path = logs / "stdout.log", logs / "stderr.log"
     with stdout_path.open("w") as out, stderr_path.open("w") as err:
