@@ -6,6 +6,7 @@ of a card that is still live; they are kept for usage history and audit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -47,6 +48,35 @@ async def upsert_batch(
     return await conn.fetch(UPSERT_BATCH, tenant_id, cards_json)
 
 
+@functools.cache
+def find_cards_sql(*, ids: bool, card_types: bool, tags: bool, query: bool) -> str:
+    """The statement for a combination of filters, built once per combination.
+
+    Parameters in order: tenant, then ids, card types, tags and query when present, then limit.
+    """
+    where = ["tenant_id = $1", "archived_at IS NULL"]
+    order = "created_at, id"
+    n = 1
+    if ids:
+        n += 1
+        where.append(f"id = ANY(${n}::uuid[])")
+    if card_types:
+        n += 1
+        where.append(f"card_type = ANY(${n}::text[])")
+    if tags:
+        n += 1
+        where.append(f"tags && ${n}::text[]")
+    if query:
+        n += 1
+        tsquery = f"websearch_to_tsquery('english', ${n})"
+        where.append(f"search @@ {tsquery}")
+        order = f"ts_rank_cd(search, {tsquery}) DESC, created_at, id"
+    return (
+        f"SELECT {CARD_COLUMNS} FROM cards WHERE {' AND '.join(where)} "
+        f"ORDER BY {order} LIMIT ${n + 1}"
+    )
+
+
 async def find_cards(
     conn: Connection,
     *,
@@ -58,29 +88,35 @@ async def find_cards(
     limit: int,
 ) -> list[asyncpg.Record]:
     """Live cards matching every given filter; ranked by relevance when `query` is given."""
-    args: list[object] = [tenant_id]
-    where = ["tenant_id = $1", "archived_at IS NULL"]
-    if ids is not None:
-        args.append(list(ids))
-        where.append(f"id = ANY(${len(args)}::uuid[])")
-    if card_types is not None:
-        args.append(list(card_types))
-        where.append(f"card_type = ANY(${len(args)}::text[])")
-    if tags is not None:
-        args.append(list(tags))
-        where.append(f"tags && ${len(args)}::text[]")
-    order = "created_at, id"
-    if query is not None:
-        args.append(query)
-        tsquery = f"websearch_to_tsquery('english', ${len(args)})"
-        where.append(f"search @@ {tsquery}")
-        order = f"ts_rank_cd(search, {tsquery}) DESC, created_at, id"
-    args.append(limit)
-    sql = (
-        f"SELECT {CARD_COLUMNS} FROM cards WHERE {' AND '.join(where)} "
-        f"ORDER BY {order} LIMIT ${len(args)}"
+    sql = find_cards_sql(
+        ids=ids is not None,
+        card_types=card_types is not None,
+        tags=tags is not None,
+        query=query is not None,
     )
+    args = [tenant_id, *(v for v in (ids, card_types, tags, query) if v is not None), limit]
     return await conn.fetch(sql, *args)
+
+
+@functools.cache
+def list_page_sql(*, card_type: bool, tag: bool, after: bool) -> str:
+    """Parameters in order: tenant, then card type, tag and (created_at, id) when present, then
+    limit."""
+    where = ["tenant_id = $1", "archived_at IS NULL"]
+    n = 1
+    if card_type:
+        n += 1
+        where.append(f"card_type = ${n}")
+    if tag:
+        n += 1
+        where.append(f"tags @> ARRAY[${n}::text]")
+    if after:
+        n += 2
+        where.append(f"(created_at, id) > (${n - 1}, ${n})")
+    return (
+        f"SELECT {CARD_COLUMNS} FROM cards WHERE {' AND '.join(where)} "
+        f"ORDER BY created_at, id LIMIT ${n + 1}"
+    )
 
 
 async def list_page(
@@ -93,22 +129,17 @@ async def list_page(
     limit: int,
 ) -> list[asyncpg.Record]:
     """One page in creation order (keyset pagination: stable while cards are added)."""
+    sql = list_page_sql(
+        card_type=card_type is not None, tag=tag is not None, after=after is not None
+    )
     args: list[object] = [tenant_id]
-    where = ["tenant_id = $1", "archived_at IS NULL"]
     if card_type is not None:
         args.append(card_type)
-        where.append(f"card_type = ${len(args)}")
     if tag is not None:
-        args.append([tag])
-        where.append(f"tags @> ${len(args)}::text[]")
+        args.append(tag)
     if after is not None:
         args.extend(after)
-        where.append(f"(created_at, id) > (${len(args) - 1}, ${len(args)})")
     args.append(limit)
-    sql = (
-        f"SELECT {CARD_COLUMNS} FROM cards WHERE {' AND '.join(where)} "
-        f"ORDER BY created_at, id LIMIT ${len(args)}"
-    )
     return await conn.fetch(sql, *args)
 
 

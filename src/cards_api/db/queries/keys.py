@@ -55,14 +55,13 @@ async def revoke_key(conn: Connection, *, key_id: UUID) -> asyncpg.Record | None
     )
 
 
+FIND_ACTIVE_KEY = """
+SELECT id, key_hash, scopes FROM api_keys
+WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL
+"""
+
+
 async def find_active_key(
     conn: Connection, *, tenant_id: UUID, key_hash: bytes
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """
-        SELECT id, key_hash, scopes FROM api_keys
-        WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL
-        """,
-        tenant_id,
-        key_hash,
-    )
+    return await conn.fetchrow(FIND_ACTIVE_KEY, tenant_id, key_hash)
