@@ -14,8 +14,9 @@ from cards_api.api import cards, health, usage
 from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
-from cards_api.db.pool import create_pool
+from cards_api.db.pool import APP_ROLE, connect, create_pool
 from cards_api.errors import install_error_handlers
+from cards_api.keycache import KeyCache, listen_for_revocations
 from cards_api.logs import configure_logging
 from cards_api.middleware import RequestContextMiddleware
 from cards_api.settings import AuthMode, Settings, get_settings
@@ -43,9 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dsn = settings.database_url or start_embedded(settings.data_dir).dsn
         pool = await create_pool(dsn, settings)
         app.state.pool = pool
-        purge = asyncio.create_task(
-            idempotency.purge_forever(pool, every_seconds=IDEMPOTENCY_PURGE_EVERY_S)
-        )
+        background = [
+            asyncio.create_task(
+                idempotency.purge_forever(pool, every_seconds=IDEMPOTENCY_PURGE_EVERY_S)
+            )
+        ]
+        if settings.auth_mode is AuthMode.API_KEY:
+            background.append(
+                asyncio.create_task(
+                    listen_for_revocations(lambda: connect(dsn, settings, role=APP_ROLE), keys)
+                )
+            )
         if settings.auth_mode is AuthMode.HEADER:
             log.warning(
                 "auth_mode_header",
@@ -55,9 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             try:
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
             except TimeoutError:
@@ -74,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect to follow
     app.state.settings = settings
+    app.state.key_cache = keys = KeyCache(settings.key_cache_ttl)
     app.state.schema_head = SCHEMA_HEAD
     install_error_handlers(app)
     app.include_router(health.router)

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     idempotency_ttl: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.JSON
+    key_cache_ttl: Annotated[float, Field(ge=0, le=60)] = 5.0
     # Pool and timeouts: sized for one worker process; each worker opens its own pool.
     pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2
     pool_max_size: Annotated[int, Field(ge=1, le=200)] = 10

@@ -18,6 +18,7 @@ from cards_api.auth import ALL_SCOPES, ParsedKey, Scope
 from cards_api.db.queries.tenancy import set_tenant
 from cards_api.db.types import Connection
 from cards_api.errors import BadRequest, Forbidden, Unauthorized
+from cards_api.keycache import KeyCache
 from cards_api.settings import AuthMode
 
 
@@ -64,15 +65,18 @@ def read_claim(headers: Headers, mode: AuthMode) -> Claim:
     return Claim(tenant_id=tenant_from_header(headers.get("x-tenant-id")), key=key)
 
 
-async def bind(conn: Connection, claim: Claim) -> Principal:
+async def bind(conn: Connection, claim: Claim, keys: KeyCache) -> Principal:
     """Set the transaction's tenant and prove the claim; call inside the request transaction."""
     if claim.key is None:
         await set_tenant(conn, tenant_id=claim.tenant_id)
         return Principal(tenant_id=claim.tenant_id, scopes=ALL_SCOPES)
     await set_tenant(conn, tenant_id=claim.key.tenant_id)
-    scopes = await auth.find_key_scopes(conn, claim.key)
+    scopes = keys.get(claim.key.key_hash)
     if scopes is None:
-        raise Unauthorized("the API key is invalid or revoked")
+        scopes = await auth.find_key_scopes(conn, claim.key)
+        if scopes is None:
+            raise Unauthorized("the API key is invalid or revoked")
+        keys.put(claim.key.key_hash, scopes)
     if claim.key.tenant_id != claim.tenant_id:
         raise Forbidden("the API key does not belong to the tenant in X-Tenant-ID")
     return Principal(tenant_id=claim.tenant_id, scopes=scopes)

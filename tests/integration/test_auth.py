@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from cards_api import auth
 from cards_api.app import create_app
@@ -121,16 +124,55 @@ async def test_basic_scheme_is_401(client: httpx.AsyncClient, tenant: Tenant) ->
     assert (await client.get("/api/v1/cards", headers=headers)).status_code == 401
 
 
-async def test_revoked_key_is_401_at_once(
-    client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool
+async def _status_within(
+    client: httpx.AsyncClient, tenant: Tenant, expected: int, seconds: float
+) -> float:
+    """Poll until the key gets `expected`; return how long that took."""
+    started = time.monotonic()
+    while True:
+        status = (await client.get("/api/v1/cards", headers=tenant.headers())).status_code
+        elapsed = time.monotonic() - started
+        if status == expected:
+            return elapsed
+        assert elapsed < seconds, f"still {status} after {elapsed:.1f}s"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_revoked_key_stops_working_at_once(
+    client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool, app: FastAPI
 ) -> None:
     assert (await client.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
+    assert len(app.state.key_cache) > 0  # the key is cached now
     async with owner_pool.acquire() as conn:
         key_id = await conn.fetchval("SELECT id FROM api_keys WHERE tenant_id = $1", tenant.id)
         assert await auth.revoke_key(conn, key_id=key_id) is not None
+    # The revocation notice empties every process's cache, well before the cache's TTL.
+    assert await _status_within(client, tenant, 401, seconds=app.state.settings.key_cache_ttl / 2)
     response = await client.get("/api/v1/cards", headers=tenant.headers())
-    assert response.status_code == 401
     assert response.json()["detail"] == "the API key is invalid or revoked"
+
+
+@pytest.fixture
+async def short_cache_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update={"key_cache_ttl": 1.0}))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
+            yield http
+
+
+async def test_a_key_revoked_without_notice_stops_working_within_the_cache_ttl(
+    short_cache_client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    assert (
+        await short_cache_client.get("/api/v1/cards", headers=tenant.headers())
+    ).status_code == 200
+    async with owner_pool.acquire() as conn:  # behind the service's back: no notification
+        await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1", tenant.id)
+    assert (
+        await short_cache_client.get("/api/v1/cards", headers=tenant.headers())
+    ).status_code == 200
+    await _status_within(short_cache_client, tenant, 401, seconds=3.0)
 
 
 async def test_missing_tenant_header_is_400(client: httpx.AsyncClient, tenant: Tenant) -> None:

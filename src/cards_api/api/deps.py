@@ -55,7 +55,7 @@ async def tenant_session(request: Request) -> AsyncIterator[TenantSession]:
     async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
         started = time.perf_counter()
         async with conn.transaction():
-            principal = await tenancy.bind(conn, claim)
+            principal = await tenancy.bind(conn, claim, request.app.state.key_cache)
             request.state.tenant_id = str(principal.tenant_id)
             session = TenantSession(conn=conn, principal=principal, started=started)
             yield session

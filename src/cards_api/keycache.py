@@ -1,0 +1,93 @@
+"""A short-lived cache of verified API keys, emptied at once when any key is revoked.
+
+Looking a key up costs a query on every request; keys change rarely. Each API process keeps the
+keys it has verified for `CARDS_KEY_CACHE_TTL` seconds (default 5). Revoking a key sends a
+PostgreSQL notification (`cards-api keys revoke` does it in the revoking transaction), and every
+process listening empties its cache when it arrives, so a revoked key stops working everywhere
+within moments; the TTL bounds the delay should a process miss a notification while its
+listening connection is down (it also empties the cache whenever it reconnects). Unknown keys
+are never cached: a new key works at once, and garbage cannot fill the memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+import asyncpg
+import structlog
+
+from cards_api.auth import Scope
+from cards_api.db.queries.keys import REVOCATION_CHANNEL
+
+MAX_ENTRIES: Final = 50_000
+
+log = structlog.get_logger("cards_api.keycache")
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    scopes: frozenset[Scope]
+    expires: float
+
+
+class KeyCache:
+    def __init__(self, ttl_seconds: float, max_entries: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[bytes, _Entry] = {}
+
+    def get(self, key_hash: bytes) -> frozenset[Scope] | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry.expires <= time.monotonic():
+            del self._entries[key_hash]
+            return None
+        return entry.scopes
+
+    def put(self, key_hash: bytes, scopes: frozenset[Scope]) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))  # the oldest entry
+        self._entries[key_hash] = _Entry(scopes, time.monotonic() + self.ttl)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+async def listen_for_revocations(
+    connect: Callable[[], Awaitable[asyncpg.Connection]],
+    cache: KeyCache,
+    *,
+    retry_seconds: float = 1.0,
+) -> None:
+    """Empty `cache` on every revocation notice, for ever; reconnect when the connection drops."""
+    while True:
+        lost = asyncio.Event()
+        try:
+            conn = await connect()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("key_revocation_listener_unavailable", error=type(exc).__name__)
+            await asyncio.sleep(retry_seconds)
+            continue
+        try:
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            await conn.add_listener(REVOCATION_CHANNEL, lambda *_args: cache.clear())
+            cache.clear()  # anything revoked while we were not listening
+            await lost.wait()
+            log.warning("key_revocation_listener_lost")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("key_revocation_listener_failed", error=type(exc).__name__)
+        finally:
+            if not conn.is_closed():
+                await conn.close()
+        cache.clear()
+        await asyncio.sleep(retry_seconds)
