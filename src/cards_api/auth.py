@@ -78,7 +78,7 @@ def generate_key(tenant_id: UUID) -> str:
 
 
 def hash_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode("ascii")).digest()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 @dataclass(frozen=True, slots=True)

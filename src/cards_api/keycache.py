@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -29,8 +30,14 @@ log = structlog.get_logger("cards_api.keycache")
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class VerifiedKey:
+    tenant_id: UUID
     scopes: frozenset[Scope]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    key: VerifiedKey
     expires: float
 
 
@@ -40,21 +47,21 @@ class KeyCache:
         self.max_entries = max_entries
         self._entries: dict[bytes, _Entry] = {}
 
-    def get(self, key_hash: bytes) -> frozenset[Scope] | None:
+    def get(self, key_hash: bytes) -> VerifiedKey | None:
         entry = self._entries.get(key_hash)
         if entry is None:
             return None
         if entry.expires <= time.monotonic():
             del self._entries[key_hash]
             return None
-        return entry.scopes
+        return entry.key
 
-    def put(self, key_hash: bytes, scopes: frozenset[Scope]) -> None:
+    def put(self, key_hash: bytes, key: VerifiedKey) -> None:
         if self.ttl <= 0:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)))  # the oldest entry
-        self._entries[key_hash] = _Entry(scopes, time.monotonic() + self.ttl)
+        self._entries[key_hash] = _Entry(key, time.monotonic() + self.ttl)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -14,12 +14,14 @@ from uuid import UUID
 from starlette.datastructures import Headers
 
 from cards_api import auth
-from cards_api.auth import ALL_SCOPES, ParsedKey, Scope
-from cards_api.db.queries.tenancy import set_tenant
+from cards_api.auth import ALL_SCOPES, Scope
+from cards_api.db.queries.tenancy import begin_for_tenant
 from cards_api.db.types import Connection
 from cards_api.errors import BadRequest, Forbidden, Unauthorized
-from cards_api.keycache import KeyCache
+from cards_api.keycache import KeyCache, VerifiedKey
 from cards_api.settings import AuthMode
+
+INVALID_KEY = "the API key is invalid or revoked"  # the same words for every bad key
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,8 @@ class Claim:
     """What the headers assert, checked for form but not yet against the database."""
 
     tenant_id: UUID
-    key: ParsedKey | None
+    key: str | None
+    """The bearer token as sent (api_key mode), not yet known to be well formed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +52,13 @@ def tenant_from_header(value: str | None) -> UUID:
         raise BadRequest("the X-Tenant-ID header must be a UUID") from None
 
 
-def _bearer(value: str | None) -> ParsedKey:
+def _bearer(value: str | None) -> str:
     if value is None:
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
     scheme, _, token = value.strip().partition(" ")
-    key = auth.parse_key(token.strip()) if scheme.lower() == "bearer" else None
-    if key is None:
-        raise Unauthorized("the API key is invalid or revoked")
-    return key
+    if scheme.lower() != "bearer":
+        raise Unauthorized(INVALID_KEY)
+    return token.strip()
 
 
 def read_claim(headers: Headers, mode: AuthMode) -> Claim:
@@ -65,18 +67,29 @@ def read_claim(headers: Headers, mode: AuthMode) -> Claim:
     return Claim(tenant_id=tenant_from_header(headers.get("x-tenant-id")), key=key)
 
 
-async def bind(conn: Connection, claim: Claim, keys: KeyCache) -> Principal:
-    """Set the transaction's tenant and prove the claim; call inside the request transaction."""
+async def begin(conn: Connection, claim: Claim, keys: KeyCache) -> Principal:
+    """Open the request's transaction bound to the claimed tenant, and prove the claim.
+
+    The caller owns the transaction from here: it commits or rolls back, also when this raises.
+    """
     if claim.key is None:
-        await set_tenant(conn, tenant_id=claim.tenant_id)
+        await begin_for_tenant(conn, tenant_id=claim.tenant_id)
         return Principal(tenant_id=claim.tenant_id, scopes=ALL_SCOPES)
-    await set_tenant(conn, tenant_id=claim.key.tenant_id)
-    scopes = keys.get(claim.key.key_hash)
-    if scopes is None:
-        scopes = await auth.find_key_scopes(conn, claim.key)
+    key_hash = auth.hash_key(claim.key)
+    verified = keys.get(key_hash)
+    if verified is not None:  # a key verified moments ago: no parsing, no look-up
+        await begin_for_tenant(conn, tenant_id=verified.tenant_id)
+    else:
+        parsed = auth.parse_key(claim.key)
+        if parsed is None:
+            raise Unauthorized(INVALID_KEY)
+        # The key is looked up inside its own tenant's row-level-security context.
+        await begin_for_tenant(conn, tenant_id=parsed.tenant_id)
+        scopes = await auth.find_key_scopes(conn, parsed)
         if scopes is None:
-            raise Unauthorized("the API key is invalid or revoked")
-        keys.put(claim.key.key_hash, scopes)
-    if claim.key.tenant_id != claim.tenant_id:
+            raise Unauthorized(INVALID_KEY)
+        verified = VerifiedKey(tenant_id=parsed.tenant_id, scopes=scopes)
+        keys.put(key_hash, verified)
+    if verified.tenant_id != claim.tenant_id:
         raise Forbidden("the API key does not belong to the tenant in X-Tenant-ID")
-    return Principal(tenant_id=claim.tenant_id, scopes=scopes)
+    return Principal(tenant_id=claim.tenant_id, scopes=verified.scopes)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from cards_api.auth import Scope
-from cards_api.keycache import KeyCache
+from cards_api.keycache import KeyCache, VerifiedKey
 
-READ = frozenset({Scope.CARDS_READ})
+READ = VerifiedKey(tenant_id=uuid.uuid4(), scopes=frozenset({Scope.CARDS_READ}))
 
 
 def test_entries_expire_after_the_ttl() -> None:

@@ -6,19 +6,19 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from cards_api import idempotency, limits, metrics
 from cards_api.api.deps import (
-    AppSettings,
-    IfMatch,
-    ReadSession,
-    WriteSession,
     etag,
+    if_match_versions,
     json_body,
+    settings_of,
+    tenant_session,
 )
 from cards_api.api.openapi import header, json_request, problems
+from cards_api.auth import Scope
 from cards_api.domain import cards, render
 from cards_api.domain.schemas import (
     BatchCreateRequest,
@@ -41,6 +41,10 @@ Limit = Annotated[
     Query(
         ge=1, le=limits.MAX_PAGE_LIMIT, description=f"page size, at most {limits.MAX_PAGE_LIMIT}"
     ),
+]
+IfMatchHeader = Annotated[
+    str | None,
+    Header(alias="If-Match", description='Only if the card is at this version, e.g. "3"'),
 ]
 Cursor = Annotated[
     str | None, Query(max_length=512, description="`next_cursor` of the previous page")
@@ -71,9 +75,6 @@ def _card_response(row: asyncpg.Record) -> Response:
 )
 async def create_cards(
     request: Request,
-    session: WriteSession,
-    body: Annotated[BatchCreateRequest, Depends(json_body(BatchCreateRequest))],
-    settings: AppSettings,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -83,43 +84,44 @@ async def create_cards(
     ] = None,
 ) -> Response:
     """Create or upsert (by `external_ref`) 1-100 cards, all or none."""
-    key = idempotency.parse_key(idempotency_key)
-    tenant_id = session.tenant_id
-    if key is not None:
-        stored = await idempotency.begin(
-            session.conn,
-            tenant_id=tenant_id,
-            key=key,
-            fingerprint=idempotency.fingerprint(
-                request.method, request.url.path, await request.body()
-            ),
-            ttl_seconds=settings.idempotency_ttl,
-        )
-        if stored is not None:
-            session.after_commit.append(metrics.IDEMPOTENCY_REPLAYS.inc)
-            return Response(
-                stored.body,
-                status_code=stored.status,
-                media_type=JSON,
-                headers={idempotency.REPLAYED_HEADER: "true"},
+    async with tenant_session(request, Scope.CARDS_WRITE) as session:
+        body = await json_body(request, BatchCreateRequest)
+        key = idempotency.parse_key(idempotency_key)
+        if key is not None:
+            stored = await idempotency.begin(
+                session.conn,
+                tenant_id=session.tenant_id,
+                key=key,
+                fingerprint=idempotency.fingerprint(
+                    request.method, request.url.path, await request.body()
+                ),
+                ttl_seconds=settings_of(request).idempotency_ttl,
             )
-    result = await cards.create_batch(session.conn, tenant_id=tenant_id, request=body)
-    payload = render.dumps(
-        {
-            "cards": [render.card(row) for row in result.rows],
-            "created": result.created,
-            "updated": result.updated,
-        }
-    )
-    headers = {}
-    if key is not None:
-        await idempotency.finish(
-            session.conn,
-            tenant_id=tenant_id,
-            key=key,
-            response=idempotency.StoredResponse(status=201, body=payload),
+            if stored is not None:
+                session.after_commit.append(metrics.IDEMPOTENCY_REPLAYS.inc)
+                return Response(
+                    stored.body,
+                    status_code=stored.status,
+                    media_type=JSON,
+                    headers={idempotency.REPLAYED_HEADER: "true"},
+                )
+        result = await cards.create_batch(session.conn, tenant_id=session.tenant_id, request=body)
+        payload = render.dumps(
+            {
+                "cards": [render.card(row) for row in result.rows],
+                "created": result.created,
+                "updated": result.updated,
+            }
         )
-        headers[idempotency.REPLAYED_HEADER] = "false"
+        headers = {}
+        if key is not None:
+            await idempotency.finish(
+                session.conn,
+                tenant_id=session.tenant_id,
+                key=key,
+                response=idempotency.StoredResponse(status=201, body=payload),
+            )
+            headers[idempotency.REPLAYED_HEADER] = "false"
     return Response(payload, status_code=201, media_type=JSON, headers=headers)
 
 
@@ -129,19 +131,20 @@ async def create_cards(
     responses=problems(400, 401, 403, 413, 415, 422),
     openapi_extra=json_request(RetrieveRequest),
 )
-async def retrieve_cards(
-    session: ReadSession,
-    body: Annotated[RetrieveRequest, Depends(json_body(RetrieveRequest))],
-) -> Response:
+async def retrieve_cards(request: Request) -> Response:
     """Fetch cards for a workflow by ids (order kept), types, tags or full-text query."""
-    rows, missing = await cards.retrieve(session.conn, tenant_id=session.tenant_id, request=body)
+    async with tenant_session(request, Scope.CARDS_READ) as session:
+        body = await json_body(request, RetrieveRequest)
+        rows, missing = await cards.retrieve(
+            session.conn, tenant_id=session.tenant_id, request=body
+        )
     payload = render.dumps({"cards": [render.card(row) for row in rows], "missing_ids": missing})
     return Response(payload, media_type=JSON)
 
 
 @router.get("", response_model=CardPage, responses=problems(400, 401, 403, 422))
 async def list_cards(
-    session: ReadSession,
+    request: Request,
     card_type: Annotated[CardType | None, Query(description="only cards of this type")] = None,
     tag: Annotated[
         str | None,
@@ -156,14 +159,15 @@ async def list_cards(
     cursor: Cursor = None,
 ) -> Response:
     """List live cards in creation order, one page at a time."""
-    page = await cards.list_cards(
-        session.conn,
-        tenant_id=session.tenant_id,
-        card_type=card_type.value if card_type else None,
-        tag=tag,
-        limit=limit,
-        cursor=cursor,
-    )
+    async with tenant_session(request, Scope.CARDS_READ) as session:
+        page = await cards.list_cards(
+            session.conn,
+            tenant_id=session.tenant_id,
+            card_type=card_type.value if card_type else None,
+            tag=tag,
+            limit=limit,
+            cursor=cursor,
+        )
     payload = render.dumps(
         {"cards": [render.card(row) for row in page.rows], "next_cursor": page.next_cursor}
     )
@@ -175,11 +179,11 @@ async def list_cards(
     response_model=Card,
     responses={200: {"headers": {"ETag": ETAG_HEADER}}, **problems(400, 401, 403, 404, 422)},
 )
-async def get_card(session: ReadSession, card_id: UUID) -> Response:
+async def get_card(request: Request, card_id: UUID) -> Response:
     """One card; its `ETag` carries the version for a later conditional PATCH."""
-    return _card_response(
-        await cards.get_card(session.conn, tenant_id=session.tenant_id, card_id=card_id)
-    )
+    async with tenant_session(request, Scope.CARDS_READ) as session:
+        row = await cards.get_card(session.conn, tenant_id=session.tenant_id, card_id=card_id)
+    return _card_response(row)
 
 
 @router.patch(
@@ -191,16 +195,17 @@ async def get_card(session: ReadSession, card_id: UUID) -> Response:
     },
     openapi_extra=json_request(CardPatch),
 )
-async def patch_card(
-    session: WriteSession,
-    card_id: UUID,
-    body: Annotated[CardPatch, Depends(json_body(CardPatch))],
-    if_match: IfMatch,
-) -> Response:
+async def patch_card(request: Request, card_id: UUID, if_match: IfMatchHeader = None) -> Response:
     """Change title, content or tags; the version goes up by one. 412 if If-Match is stale."""
-    row = await cards.patch_card(
-        session.conn, tenant_id=session.tenant_id, card_id=card_id, patch=body, if_match=if_match
-    )
+    async with tenant_session(request, Scope.CARDS_WRITE) as session:
+        body = await json_body(request, CardPatch)
+        row = await cards.patch_card(
+            session.conn,
+            tenant_id=session.tenant_id,
+            card_id=card_id,
+            patch=body,
+            if_match=if_match_versions(if_match),
+        )
     return _card_response(row)
 
 
@@ -210,11 +215,15 @@ async def patch_card(
     response_class=Response,
     responses={204: {"description": "Archived"}, **problems(400, 401, 403, 404, 412, 422)},
 )
-async def archive_card(session: WriteSession, card_id: UUID, if_match: IfMatch) -> Response:
+async def archive_card(request: Request, card_id: UUID, if_match: IfMatchHeader = None) -> Response:
     """Archive the card: it drops out of list, retrieve and usage; its history is kept."""
-    await cards.archive_card(
-        session.conn, tenant_id=session.tenant_id, card_id=card_id, if_match=if_match
-    )
+    async with tenant_session(request, Scope.CARDS_WRITE) as session:
+        await cards.archive_card(
+            session.conn,
+            tenant_id=session.tenant_id,
+            card_id=card_id,
+            if_match=if_match_versions(if_match),
+        )
     return Response(status_code=204)
 
 
@@ -224,15 +233,16 @@ async def archive_card(session: WriteSession, card_id: UUID, if_match: IfMatch) 
     responses=problems(400, 401, 403, 404, 422),
 )
 async def card_versions(
-    session: ReadSession,
+    request: Request,
     card_id: UUID,
     limit: Limit = limits.MAX_PAGE_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """The card's history, newest first: every version create, upsert and patch produced."""
-    page = await cards.card_versions(
-        session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
-    )
+    async with tenant_session(request, Scope.CARDS_READ) as session:
+        page = await cards.card_versions(
+            session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
+        )
     payload = render.dumps(
         {"versions": [render.version(row) for row in page.rows], "next_cursor": page.next_cursor}
     )

