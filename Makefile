@@ -21,7 +21,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8002
 WORKERS ?= 1
 
-.PHONY: help install serve migrate test lint typecheck pytest fmt clean
+.PHONY: help install serve migrate test lint typecheck pytest fmt bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(SYNCED): $(UV) pyproject.toml uv.lock
-	$(UV) sync --locked --python $(PYTHON) --quiet
+	$(UV) sync --locked --python $(PYTHON) --quiet --compile-bytecode
 	@touch $@
 
 install: $(SYNCED)  ## create .venv with the locked dependencies
@@ -45,8 +45,8 @@ migrate: install  ## apply pending migrations
 test: lint typecheck pytest  ## every check: ruff, mypy --strict, the whole pytest suite
 
 lint: install  ## ruff lint and format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install  ## mypy --strict
 	$(BIN)/mypy
@@ -55,8 +55,19 @@ pytest: install  ## unit, integration and end-to-end tests on a real PostgreSQL
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 fmt: install  ## format and fix what ruff can
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+# The benchmark needs Debian's wrk (a C load generator) and the bench dependency group (the
+# LangGraph peer, py-spy). QUICK=1 runs short, single repetitions in under two minutes.
+bench: $(UV)  ## measure R, U, B, Q, L against the database limit and a peer (QUICK=1: short)
+	@command -v wrk >/dev/null || { \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	$(UV) sync --locked --python $(PYTHON) --quiet --compile-bytecode --group bench
+	@touch $(SYNCED)
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 clean:  ## remove the virtualenvs and caches (not .data)
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,1 +1,1 @@
-"""`make bench`: Cards API against its database's own limit and a peer, on one embedded PostgreSQL."""
+"""`make bench`: Cards API against its database's own limit and a peer, on one PostgreSQL."""

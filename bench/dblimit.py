@@ -47,7 +47,8 @@ def scripts(tenants: int) -> dict[str, str]:
         "json_build_array("
         + ", ".join(
             "json_build_object('id', gen_random_uuid(), 'card_type', 'insight', "
-            f"'title', 'Bench insight {n}', 'content', json_build_object('text', repeat('x', CAST(:len AS int))), "
+            f"'title', 'Bench insight {n}', "
+            "'content', json_build_object('text', repeat('x', CAST(:len AS int))), "
             "'tags', json_build_array('bench'), 'external_ref', NULL)"
             for n in range(1, 5)
         )

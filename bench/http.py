@@ -105,6 +105,6 @@ def open_loop(
     outcome = wrk(
         url, op, data, connections=connections, seconds=seconds, rate=total_rate / connections
     )
-    print(f"  http {op} @{total_rate:,.0f}/s: p50 {outcome['p50_ms']:.2f} ms, "
-          f"p95 {outcome['p95_ms']:.2f}, p99 {outcome['p99_ms']:.2f}, max {outcome['max_ms']:.2f}")  # fmt: skip
+    quantiles = ", ".join(f"{q} {outcome[q + '_ms']:.2f}" for q in ("p50", "p95", "p99", "max"))
+    print(f"  http {op} @{total_rate:,.0f}/s: {quantiles} ms")
     return outcome

@@ -76,9 +76,8 @@ async def _measure(dsn: str, tenants: int, seconds: float, reps: int) -> dict[st
         for op in ("R", "B"):
             runs = [await _run(store, op, tenants, seconds) for _ in range(reps)]
             result[op] = statistics.median(runs)
-            print(
-                f"  peer {op}: {result[op]:,.0f} ops/s (runs: {', '.join(f'{r:,.0f}' for r in runs)})"
-            )
+            listed = ", ".join(f"{r:,.0f}" for r in runs)
+            print(f"  peer {op}: {result[op]:,.0f} ops/s (runs: {listed})")
         return result
 
 
@@ -90,5 +89,6 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     return {
-        name: version(name) for name in ("langgraph-checkpoint-postgres", "langgraph-checkpoint", "psycopg")
+        name: version(name)
+        for name in ("langgraph-checkpoint-postgres", "langgraph-checkpoint", "psycopg")
     }

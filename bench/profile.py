@@ -32,7 +32,9 @@ def top(raw: Path, limit: int = 30) -> str:
             continue
         n = int(count)
         total += n
-        frames = [f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0] for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0] for f in stack.split(";")
+        ]
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
