@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import structlog
@@ -20,6 +20,7 @@ from cards_api.errors import install_error_handlers
 from cards_api.keycache import KeyCache, listen_for_revocations
 from cards_api.logs import configure_logging
 from cards_api.middleware import RequestContextMiddleware
+from cards_api.ratelimit import RateLimiter
 from cards_api.settings import AuthMode, Settings, get_settings
 
 IDEMPOTENCY_PURGE_EVERY_S = 300.0
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect to follow
     app.state.settings = settings
     app.state.key_cache = keys = KeyCache(settings.key_cache_ttl)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
     app.state.schema_head = SCHEMA_HEAD
     install_error_handlers(app)
     app.include_router(health.router)

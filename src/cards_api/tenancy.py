@@ -32,6 +32,11 @@ class Claim:
     key: str | None
     """The bearer token as sent (api_key mode), not yet known to be well formed."""
 
+    @property
+    def identity(self) -> bytes:
+        """Who is calling, for the rate limit: the key (hashed), or the tenant in header mode."""
+        return auth.hash_key(self.key) if self.key is not None else self.tenant_id.bytes
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

@@ -59,6 +59,7 @@ def settings_of(request: Request) -> Settings:
 async def tenant_session(request: Request, scope: Scope) -> AsyncIterator[TenantSession]:
     state = request.app.state
     claim = tenancy.read_claim(request.headers, state.settings.auth_mode)
+    state.rate_limiter.take(claim.identity)  # 429 before any database work
     pool: asyncpg.Pool = state.pool
     async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
         started = time.perf_counter()

@@ -25,19 +25,29 @@ _DESCRIPTIONS = {
     413: "Request body over 1 MiB",
     415: "Request body is not JSON",
     422: "Validation failed; `errors` names each failing field and limit",
+    429: "Too many requests for this API key; retry after `Retry-After` seconds",
     503: "The database is unavailable; retry",
 }
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries for the error statuses a route can return."""
-    return {
-        status: {
+    """`responses=` entries for the error statuses a route can return. Every route may answer
+    503 (database trouble); every authenticated route (401) may also answer 429."""
+    all_statuses = {*statuses, 503}
+    if 401 in all_statuses:
+        all_statuses.add(429)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(all_statuses):
+        entry: dict[str, Any] = {
             "description": _DESCRIPTIONS[status],
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _REF.format(model="Problem")}}},
         }
-        for status in (*statuses, 503)
-    }
+        if status in (429, 503):
+            entry["headers"] = {
+                "Retry-After": header("Seconds to wait before retrying", {"type": "integer"})
+            }
+        responses[status] = entry
+    return responses
 
 
 def json_request(model: type[BaseModel]) -> dict[str, Any]:

@@ -1,0 +1,65 @@
+"""The per-key rate limit: a token bucket per API key (per tenant in header mode).
+
+Each key may make `CARDS_RATE_LIMIT` requests per second on average, in bursts of up to
+`CARDS_RATE_LIMIT_BURST`; beyond that a request gets a 429 with `Retry-After` before it touches
+the database. Buckets live in each API process, so with N worker processes a key can reach up
+to N times the rate; a gateway in front is the place for a global or per-address limit. Memory
+is bounded: buckets are dropped oldest-first past `max_buckets`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from cards_api.errors import ProblemError
+
+
+class RateLimited(ProblemError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"too many requests for this API key; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    def __init__(self, rate: float, burst: int, max_buckets: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.max_buckets = max_buckets
+        self._buckets: dict[bytes, _Bucket] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def take(self, identity: bytes) -> None:
+        """Spend one token of `identity`'s bucket, or raise RateLimited."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        bucket = self._buckets.pop(identity, None)  # re-inserted last: dict order is recency
+        if bucket is None:
+            if len(self._buckets) >= self.max_buckets:
+                self._buckets.pop(next(iter(self._buckets)))
+            bucket = _Bucket(tokens=float(self.burst), updated=now)
+        else:
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.updated = now
+        self._buckets[identity] = bucket
+        if bucket.tokens < 1:
+            raise RateLimited((1 - bucket.tokens) / self.rate)
+        bucket.tokens -= 1

@@ -1,0 +1,113 @@
+"""Resource limits: the per-key rate limit, and one pooled connection shared by many tenants."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from cards_api.app import create_app
+from cards_api.settings import Settings
+from tests.support import Tenant, card, issue_tenant
+
+
+async def _client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
+            yield http
+
+
+@pytest.fixture
+async def limited_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async for http in _client_for(
+        settings.model_copy(update={"rate_limit": 5, "rate_limit_burst": 5})
+    ):
+        yield http
+
+
+async def test_a_key_over_its_rate_gets_429_with_retry_after(
+    limited_client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    statuses = [
+        (await limited_client.get("/api/v1/cards", headers=tenant.headers())).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [200] * 5
+    limited = await limited_client.get("/api/v1/cards", headers=tenant.headers())
+    assert limited.status_code == 429
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert limited.json()["type"].endswith("/rate-limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    # Another key has its own bucket; and the first refills at 5 per second.
+    assert (
+        await limited_client.get("/api/v1/cards", headers=other_tenant.headers())
+    ).status_code == 200
+    await asyncio.sleep(0.25)
+    assert (await limited_client.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
+
+
+async def test_the_limit_is_declared_on_every_api_operation(
+    limited_client: httpx.AsyncClient,
+) -> None:
+    document = (await limited_client.get("/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            assert "429" in operation["responses"], (method, path)
+            assert "Retry-After" in operation["responses"]["429"]["headers"]
+
+
+@pytest.fixture
+async def single_connection_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async for http in _client_for(
+        settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
+    ):
+        yield http
+
+
+async def test_one_pooled_connection_never_carries_a_tenant_into_the_next_request(
+    single_connection_client: httpx.AsyncClient, owner_pool: asyncpg.Pool
+) -> None:
+    tenants = [await issue_tenant(owner_pool) for _ in range(4)]
+    own_ids: dict[str, set[str]] = {}
+    for t in tenants:
+        created = await single_connection_client.post(
+            "/api/v1/cards/batch",
+            json={"cards": [card(title=f"{t.id} {i}", tags=["shared"]) for i in range(3)]},
+            headers=t.headers(),
+        )
+        own_ids[str(t.id)] = {c["id"] for c in created.json()["cards"]}
+
+    async def one(i: int) -> tuple[str, list[dict[str, object]]]:
+        t = tenants[i % len(tenants)]
+        if i % 3 == 0:
+            response = await single_connection_client.get("/api/v1/cards", headers=t.headers())
+        elif i % 3 == 1:
+            body = {"tags": ["shared"]}
+            response = await single_connection_client.post(
+                "/api/v1/cards/retrieve", json=body, headers=t.headers()
+            )
+        else:
+            # Ask for every tenant's cards by id: only one's own may come back.
+            everyone = [cid for ids in own_ids.values() for cid in ids]
+            response = await single_connection_client.post(
+                "/api/v1/cards/retrieve", json={"card_ids": everyone}, headers=t.headers()
+            )
+        assert response.status_code == 200
+        cards: list[dict[str, object]] = response.json()["cards"]
+        return str(t.id), cards
+
+    requests = 10_000
+    foreign = 0
+    for start in range(0, requests, 50):  # 50 in flight at once, queued on the one connection
+        for tenant_id, cards in await asyncio.gather(*(one(i) for i in range(start, start + 50))):
+            assert {c["id"] for c in cards} == own_ids[tenant_id]
+            foreign += sum(c["tenant_id"] != tenant_id for c in cards)
+    assert foreign == 0
