@@ -108,8 +108,9 @@ def install_openapi(app: FastAPI) -> None:
             "name": "X-Trace-ID",
             "in": "header",
             "required": False,
-            "schema": {"type": "string", "maxLength": 128},
-            "description": "Trace id echoed on the response and written in every log line",
+            "schema": {"type": "string"},
+            "description": "Trace id echoed on the response and written in every log line. "
+            "At most 128 visible ASCII characters; anything else is replaced, never refused.",
         }
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC
 from typing import Annotated
@@ -9,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from cards_api import limits, metrics
 from cards_api.api.cards import JSON, Cursor, Limit
@@ -20,6 +21,22 @@ from cards_api.domain import render, usage
 from cards_api.domain.schemas import GroupBy, UsageEvents, UsageRequest, UsageResponse, UsageSummary
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _rfc3339(value: object) -> object:
+    # pydantic would also take "0.5" as a Unix timestamp; the contract says RFC 3339.
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with a time zone, e.g. 2025-10-27T10:30:00Z"
+        )
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 EVENT_RECORDED = "X-Event-Recorded"
 
@@ -96,10 +113,10 @@ async def usage_summary(
     request: Request,
     group_by: Annotated[GroupBy, Query(description="what to count events by")] = GroupBy.CARD_TYPE,
     since: Annotated[
-        AwareDatetime | None, Query(description="events at or after this instant (RFC 3339)")
+        Instant | None, Query(description="events at or after this instant (RFC 3339)")
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="events before this instant (RFC 3339)")
+        Instant | None, Query(description="events before this instant (RFC 3339)")
     ] = None,
 ) -> Response:
     """Usage events counted by card type, workflow type or card."""
