@@ -70,14 +70,28 @@ async def tenant_session(request: Request, scope: Scope) -> AsyncIterator[Tenant
             session = TenantSession(conn=conn, principal=principal, started=started)
             yield session
         except BaseException:
-            if not conn.is_closed() and conn.is_in_transaction():
-                # If this fails too, the pool rolls back or discards the connection on release.
-                with contextlib.suppress(Exception):
-                    await rollback(conn)
+            await _abandon(conn)
             raise
         await commit(conn)
     for hook in session.after_commit:
         hook()
+
+
+async def _abandon(conn: Connection) -> None:
+    """Roll back after an error; a connection in any doubtful state is closed, never reused."""
+    if conn.is_closed():
+        return
+    try:
+        if conn.is_in_transaction():
+            await rollback(conn)
+    except Exception:
+        # The server went away mid-statement, or the protocol is out of step: a connection
+        # like that must not serve the next request (the pool opens a fresh one), and the
+        # error the request already has is the one to answer with.
+        conn.terminate()
+    except BaseException:
+        conn.terminate()
+        raise
 
 
 def _is_json(content_type: str | None) -> bool:
