@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from cards_api.app import create_app
 from cards_api.settings import Settings
@@ -111,3 +112,24 @@ async def test_one_pooled_connection_never_carries_a_tenant_into_the_next_reques
             assert {c["id"] for c in cards} == own_ids[tenant_id]
             foreign += sum(c["tenant_id"] != tenant_id for c in cards)
     assert foreign == 0
+
+
+async def test_every_pooled_connection_has_statement_and_lock_timeouts(app: FastAPI) -> None:
+    settings = app.state.settings
+    async with app.state.pool.acquire() as conn:
+        statement = await conn.fetchval("SELECT current_setting('statement_timeout')")
+        lock = await conn.fetchval("SELECT current_setting('lock_timeout')")
+        role = await conn.fetchval("SELECT current_user")
+    assert statement == f"{settings.statement_timeout_ms // 1000}s"
+    assert lock == f"{settings.lock_timeout_ms // 1000}s"
+    assert role == "cards_app"
+
+
+async def test_a_query_over_the_statement_timeout_is_cancelled(app: FastAPI) -> None:
+    async with app.state.pool.acquire() as conn:
+        await conn.execute("SET statement_timeout = '100ms'")
+        try:
+            with pytest.raises(asyncpg.exceptions.QueryCanceledError):
+                await conn.execute("SELECT pg_sleep(2)")
+        finally:
+            await conn.execute("RESET statement_timeout")
