@@ -128,6 +128,7 @@ def test_a_database_restart_under_load_gets_503s_then_recovers(
         exit_code = server.stop()
 
     statuses = Counter(status for _, status, _, _ in outcomes)
+    print(f"database restart: {len(outcomes)} requests, statuses {dict(statuses)}")
     assert set(statuses) <= {200, 503}, statuses
     assert statuses[503] > 0, "no request met the outage"
     assert all(
@@ -215,6 +216,7 @@ async def test_a_worker_killed_mid_batch_leaves_no_partial_batch(
         assert kills >= 1
         assert any(outcome != 201 for outcome in outcomes), "no kill cut a batch off"
         sent = len(outcomes)
+        print(f"worker kill: {sent} batches, {kills} kills, outcomes {Counter(outcomes)}")
 
         async with owner_pool.acquire() as conn:
             rows = await conn.fetch(

@@ -86,6 +86,7 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=60)
 
+    print(f"sigterm: {len(statuses)} batches answered 201, {len(refused)} refused after shutdown")
     assert exit_code == 0, server.stderr()
     assert statuses, "no request completed before the shutdown"
     assert set(statuses) == {201}, statuses
