@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
 
 from cards_api import auth
+from cards_api.app import create_app
 from cards_api.auth import Scope
+from cards_api.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,30 @@ class Tenant:
 async def issue_tenant(pool: asyncpg.Pool, scopes: set[Scope] | None = None) -> Tenant:
     tenant_id = uuid.uuid4()
     return Tenant(id=tenant_id, key=await issue_key(pool, tenant_id, scopes))
+
+
+def issue_tenant_sync(dsn: str) -> Tenant:
+    """`issue_tenant` for synchronous tests, on a connection of its own."""
+
+    async def issue() -> Tenant:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        assert pool is not None
+        try:
+            return await issue_tenant(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(issue())
+
+
+@contextlib.asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own, started with these settings, behind an in-process HTTP client."""
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
+            yield http
 
 
 async def issue_key(pool: asyncpg.Pool, tenant_id: UUID, scopes: set[Scope] | None = None) -> str:

@@ -24,7 +24,7 @@ import pytest
 from cards_api.db import migrate
 from cards_api.db.embedded import start_embedded
 from tests.e2e.conftest import clean_env, start_server
-from tests.support import Tenant, card, count_rows, issue_tenant
+from tests.support import Tenant, card, count_rows, issue_tenant, issue_tenant_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -51,15 +51,7 @@ class OwnDatabase:
             self.server.ensure_postgres_running()
 
     def tenant(self) -> Tenant:
-        async def issue() -> Tenant:
-            pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1)
-            assert pool is not None
-            try:
-                return await issue_tenant(pool)
-            finally:
-                await pool.close()
-
-        return asyncio.run(issue())
+        return issue_tenant_sync(self.dsn)
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ in any order must leave exactly what the model predicts — versions, counts, ev
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from hypothesis import HealthCheck, settings
@@ -25,7 +23,7 @@ from hypothesis.stateful import (
 )
 
 from tests.e2e.conftest import Server
-from tests.support import Tenant, issue_tenant
+from tests.support import issue_tenant_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -44,18 +42,6 @@ class ModelCard:
     usage_count: int = 0
     archived: bool = False
     events: set[str] = field(default_factory=set)
-
-
-def new_tenant(dsn: str) -> Tenant:
-    async def issue() -> Tenant:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
-        assert pool is not None
-        try:
-            return await issue_tenant(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(issue())
 
 
 card_specs = st.lists(
@@ -78,7 +64,7 @@ def machine_for(base_url: str, dsn: str) -> type[RuleBasedStateMachine]:
 
         def __init__(self) -> None:
             super().__init__()
-            tenant = new_tenant(dsn)
+            tenant = issue_tenant_sync(dsn)
             self.http = httpx.Client(base_url=base_url, headers=tenant.headers(), timeout=30)
             self.model: dict[str, ModelCard] = {}
 

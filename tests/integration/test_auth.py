@@ -11,14 +11,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from cards_api import auth
-from cards_api.app import create_app
 from cards_api.auth import Scope
 from cards_api.settings import AuthMode, Settings
-from tests.support import Tenant, card, issue_key, issue_tenant
+from tests.support import Tenant, card, client_for, issue_key, issue_tenant
 
 CARD = "/api/v1/cards/{card_id}"
 
@@ -154,11 +152,8 @@ async def test_a_revoked_key_stops_working_at_once(
 
 @pytest.fixture
 async def short_cache_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"key_cache_ttl": 1.0}))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
-            yield http
+    async with client_for(settings.model_copy(update={"key_cache_ttl": 1.0})) as http:
+        yield http
 
 
 async def test_a_key_revoked_without_notice_stops_working_within_the_cache_ttl(
@@ -202,11 +197,8 @@ async def test_tenant_header_differing_from_the_keys_tenant_is_403(
 
 @pytest.fixture
 async def header_mode_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"auth_mode": AuthMode.HEADER}))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
-            yield http
+    async with client_for(settings.model_copy(update={"auth_mode": AuthMode.HEADER})) as http:
+        yield http
 
 
 async def test_header_mode_trusts_x_tenant_id_alone(header_mode_client: httpx.AsyncClient) -> None:

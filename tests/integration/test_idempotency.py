@@ -8,13 +8,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from cards_api import idempotency
-from cards_api.app import create_app
 from cards_api.settings import Settings
-from tests.support import SEED_CARDS, Tenant, card, count_rows
+from tests.support import SEED_CARDS, Tenant, card, client_for, count_rows
 
 BATCH = "/api/v1/cards/batch"
 
@@ -197,11 +195,8 @@ async def test_purge_removes_expired_records_of_every_tenant_and_nothing_else(
 @pytest.fixture
 async def impatient_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An app whose lock timeout is short, so a request stuck behind another gives up fast."""
-    app = create_app(settings.model_copy(update={"lock_timeout_ms": 200}))
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
-            yield http
+    async with client_for(settings.model_copy(update={"lock_timeout_ms": 200})) as http:
+        yield http
 
 
 async def test_a_key_whose_first_request_is_still_running_is_409(

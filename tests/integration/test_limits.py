@@ -8,27 +8,17 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from cards_api.app import create_app
 from cards_api.settings import Settings
-from tests.support import Tenant, card, issue_tenant
-
-
-async def _client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
-            yield http
+from tests.support import Tenant, card, client_for, issue_tenant
 
 
 @pytest.fixture
 async def limited_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async for http in _client_for(
+    async with client_for(
         settings.model_copy(update={"rate_limit": 5, "rate_limit_burst": 5})
-    ):
+    ) as http:
         yield http
 
 
@@ -67,9 +57,9 @@ async def test_the_limit_is_declared_on_every_api_operation(
 
 @pytest.fixture
 async def single_connection_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async for http in _client_for(
+    async with client_for(
         settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
-    ):
+    ) as http:
         yield http
 
 
