@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.JSON
     key_cache_ttl: Annotated[float, Field(ge=0, le=60)] = 5.0
     # Requests per second per API key (per tenant in header mode) and process; 0 turns it off.
-    rate_limit: Annotated[float, Field(ge=0, le=100_000)] = 100.0
-    rate_limit_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    rate_limit: Annotated[float, Field(ge=0, le=100_000)] = 500.0
+    rate_limit_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     # Pool and timeouts: sized for one worker process; each worker opens its own pool.
     pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2
     pool_max_size: Annotated[int, Field(ge=1, le=200)] = 10
