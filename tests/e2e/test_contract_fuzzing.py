@@ -60,7 +60,9 @@ async def test_the_api_honours_its_openapi_document_under_fuzzing(
             "--header", f"X-Tenant-ID: {tenant.id}",
             "--checks", ",".join(CHECKS),
             "--max-examples", "25",
-            "--workers", "2",
+            # One worker: with two threads, CPython 3.11.7 sometimes crashed inside ast.parse
+            # ("AST constructor recursion depth mismatch") while Hypothesis described a filter.
+            "--workers", "1",
             "--generation-allow-x00", "true",
             "--report", "json", "--report-json-path", str(report),
         ],

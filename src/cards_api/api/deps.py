@@ -123,7 +123,7 @@ async def json_body(request: Request, model: type[M]) -> M:
 
 def if_match_versions(if_match: str | None) -> list[int] | None:
     """Versions the client says it is changing (`"3"`, `W/"3"`, a list, or `*` for any)."""
-    if if_match is None or if_match.strip() == "*":
+    if if_match is None or if_match.strip() in ("", "*"):
         return None
     versions = []
     for tag in if_match.split(","):

@@ -132,8 +132,21 @@ class BatchCreateRequest(_Request):
     cards: Annotated[list[CardCreate], Field(min_length=1, max_length=limits.MAX_BATCH_CARDS)]
 
 
+def _leave_out_not_null(schema: dict[str, Any]) -> None:
+    """In the JSON schema, optional fields are left out rather than null (null is refused)."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.pop("anyOf", None)
+        if options is not None:
+            prop.update(next(o for o in options if o.get("type") != "null"))
+        if prop.get("default", ...) is None:
+            del prop["default"]
+    schema["minProperties"] = 1
+
+
 class CardPatch(_Request):
     """Fields to change; a field left out keeps its value, and at least one must be given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_leave_out_not_null)
 
     title: Title | None = None
     content: Content | None = None
