@@ -37,7 +37,7 @@ def main() -> None:
     ops = [op for op in args.ops.split(",") if op in OPS]
     quick = args.quick
     tenants = 1000
-    seconds, reps, latency_seconds = (3.0, 1, 5.0) if quick else (5.0, 3, 8.0)
+    seconds, reps, latency_seconds = (2.0, 1, 4.0) if quick else (5.0, 3, 8.0)
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="cards-bench-"))
