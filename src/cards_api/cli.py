@@ -139,7 +139,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None
             log_config=None,
             access_log=False,
             server_header=False,
-            proxy_headers=False,  # X-Forwarded-* is not trusted unless a deployment opts in
+            proxy_headers=False,  # nothing reads the client address; X-Forwarded-* is ignored
             timeout_graceful_shutdown=30,
             loop="uvloop",
             http="httptools",
