@@ -14,21 +14,13 @@ from pathlib import Path
 import asyncpg
 
 from cards_api import auth
+from cards_api.domain.schemas import CardType
 
 WORDS = [
     "widgets", "reliability", "audience", "pricing", "engineering", "newsletter", "growth",
     "customers", "platform", "security", "analytics", "brand", "launch", "roadmap", "support",
 ]  # fmt: skip
-CARD_TYPES = [
-    "company",
-    "audience",
-    "voice",
-    "insight",
-    "product",
-    "competitor",
-    "topic",
-    "example",
-]
+CARD_TYPES = [t.value for t in CardType]
 CARDS_PER_TENANT = 50
 
 

@@ -21,11 +21,16 @@ from cards_api.tracing import choose_trace_id, current_trace_id
 log = structlog.get_logger("cards_api.request")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+_WANTED = (b"x-trace-id", b"traceparent", b"content-length")
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The few headers this middleware reads, in one pass over the request's headers."""
+    found: dict[bytes, str] = {}
     for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+        if key in _WANTED and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
 
 
 def _too_large() -> PayloadTooLarge:
@@ -41,7 +46,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        trace_id = choose_trace_id(_header(scope, b"x-trace-id"), _header(scope, b"traceparent"))
+        headers = _headers(scope)
+        trace_id = choose_trace_id(headers.get(b"x-trace-id"), headers.get(b"traceparent"))
         current_trace_id.set(trace_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(trace_id=trace_id)
@@ -59,7 +65,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            declared = _header(scope, b"content-length")
+            declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 # Refused on the header alone: the body is never read.
                 await problem_response(_too_large())(scope, receive, send_with_trace)

@@ -31,11 +31,12 @@ class Claim:
     tenant_id: UUID
     key: str | None
     """The bearer token as sent (api_key mode), not yet known to be well formed."""
+    key_hash: bytes | None
 
     @property
     def identity(self) -> bytes:
         """Who is calling, for the rate limit: the key (hashed), or the tenant in header mode."""
-        return auth.hash_key(self.key) if self.key is not None else self.tenant_id.bytes
+        return self.key_hash if self.key_hash is not None else self.tenant_id.bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,11 @@ def _bearer(value: str | None) -> str:
 def read_claim(headers: Headers, mode: AuthMode) -> Claim:
     """Parse the headers: 401 before 400, so nothing is said to an unauthenticated caller."""
     key = _bearer(headers.get("authorization")) if mode is AuthMode.API_KEY else None
-    return Claim(tenant_id=tenant_from_header(headers.get("x-tenant-id")), key=key)
+    return Claim(
+        tenant_id=tenant_from_header(headers.get("x-tenant-id")),
+        key=key,
+        key_hash=auth.hash_key(key) if key is not None else None,
+    )
 
 
 async def begin(conn: Connection, claim: Claim, keys: KeyCache) -> Principal:
@@ -77,11 +82,10 @@ async def begin(conn: Connection, claim: Claim, keys: KeyCache) -> Principal:
 
     The caller owns the transaction from here: it commits or rolls back, also when this raises.
     """
-    if claim.key is None:
+    if claim.key is None or claim.key_hash is None:
         await begin_for_tenant(conn, tenant_id=claim.tenant_id)
         return Principal(tenant_id=claim.tenant_id, scopes=ALL_SCOPES)
-    key_hash = auth.hash_key(claim.key)
-    verified = keys.get(key_hash)
+    verified = keys.get(claim.key_hash)
     if verified is not None:  # a key verified moments ago: no parsing, no look-up
         await begin_for_tenant(conn, tenant_id=verified.tenant_id)
     else:
@@ -94,7 +98,7 @@ async def begin(conn: Connection, claim: Claim, keys: KeyCache) -> Principal:
         if scopes is None:
             raise Unauthorized(INVALID_KEY)
         verified = VerifiedKey(tenant_id=parsed.tenant_id, scopes=scopes)
-        keys.put(key_hash, verified)
+        keys.put(claim.key_hash, verified)
     if verified.tenant_id != claim.tenant_id:
         raise Forbidden("the API key does not belong to the tenant in X-Tenant-ID")
     return Principal(tenant_id=claim.tenant_id, scopes=verified.scopes)
