@@ -13,11 +13,12 @@ from uuid import UUID
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from cards_api import auth
 from cards_api.app import create_app
 from cards_api.auth import Scope
-from cards_api.settings import Settings
+from cards_api.settings import AuthMode, Settings
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,19 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An app of its own, started with these settings, behind an in-process HTTP client."""
     app = create_app(settings)
     async with LifespanManager(app):
+        await until_listening(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
             yield http
+
+
+async def until_listening(app: FastAPI, timeout: float = 10.0) -> None:
+    """Wait for the revocation listener (api_key mode), whose absence turns key caching off."""
+    if app.state.settings.auth_mode is not AuthMode.API_KEY:
+        return
+    async with asyncio.timeout(timeout):
+        while not app.state.guards.keys.listening:
+            await asyncio.sleep(0.01)
 
 
 async def issue_key(pool: asyncpg.Pool, tenant_id: UUID, scopes: set[Scope] | None = None) -> str:

@@ -22,6 +22,7 @@ from cards_api.logs import configure_logging
 from cards_api.middleware import RequestContextMiddleware
 from cards_api.ratelimit import RateLimiter
 from cards_api.settings import AuthMode, Settings, get_settings
+from cards_api.tenancy import Guards
 
 IDEMPOTENCY_PURGE_EVERY_S = 300.0
 POOL_CLOSE_TIMEOUT_S = 10.0
@@ -40,6 +41,16 @@ Every `/api/v1` request carries `Authorization: Bearer <key>` and `X-Tenant-ID`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    keys = KeyCache(settings.key_cache_ttl)
+    guards = Guards(
+        keys=keys,
+        rate=RateLimiter(settings.rate_limit, settings.rate_limit_burst),
+        failures=RateLimiter(
+            settings.auth_failure_rate,
+            settings.auth_failure_burst,
+            who="this client address after failed authentications",
+        ),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,14 +100,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect to follow
     app.state.settings = settings
-    app.state.key_cache = keys = KeyCache(settings.key_cache_ttl)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
+    app.state.guards = guards
     app.state.schema_head = SCHEMA_HEAD
     install_error_handlers(app)
     app.include_router(health.router)
     # Routers carry their full prefix, so a route's path is its whole template (a metric label).
     app.include_router(cards.router)
     app.include_router(usage.router)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, read_timeout=settings.request_read_timeout)
     install_openapi(app)
     return app

@@ -142,7 +142,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None
             proxy_headers=False,  # nothing reads the client address; X-Forwarded-* is ignored
             timeout_graceful_shutdown=30,
             loop="uvloop",
-            http="httptools",
+            http="cards_api.http_protocol:GuardedHttpToolsProtocol",
         )
 
 

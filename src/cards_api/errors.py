@@ -14,6 +14,7 @@ every error looks the same and none can leak a traceback.
      ├── MethodNotAllowed           405
      ├── Conflict                   409
      │    └── RequestInProgress     409
+     ├── RequestTimeout             408
      ├── PreconditionFailed         412
      ├── PayloadTooLarge            413
      ├── UnsupportedMediaType       415
@@ -115,6 +116,12 @@ class Conflict(ProblemError):
 class RequestInProgress(Conflict):
     slug = "request-in-progress"
     title = "A request with this Idempotency-Key is in progress"
+
+
+class RequestTimeout(ProblemError):
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
 
 
 class PreconditionFailed(ProblemError):

@@ -4,14 +4,15 @@ Looking a key up costs a query on every request; keys change rarely. Each API pr
 keys it has verified for `CARDS_KEY_CACHE_TTL` seconds (default 5). Revoking a key sends a
 PostgreSQL notification (`cards-api keys revoke` does it in the revoking transaction), and every
 process listening empties its cache when it arrives, so a revoked key stops working everywhere
-within moments; the TTL bounds the delay should a process miss a notification while its
-listening connection is down (it also empties the cache whenever it reconnects). Unknown keys
+within moments. While a process's listening connection is down it caches nothing, so the bound
+holds without notices too (see `listen_for_revocations`). Unknown keys
 are never cached: a new key works at once, and garbage cannot fill the memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ class KeyCache:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self._entries: dict[bytes, _Entry] = {}
+        self.generation = 0
+        """Bumped by every `clear`: a look-up that began before a clear must not be cached."""
+        self.listening = False
+        """True while the revocation listener is connected (exported as a gauge)."""
 
     def get(self, key_hash: bytes) -> VerifiedKey | None:
         entry = self._entries.get(key_hash)
@@ -56,14 +61,21 @@ class KeyCache:
             return None
         return entry.key
 
-    def put(self, key_hash: bytes, key: VerifiedKey) -> None:
-        if self.ttl <= 0:
+    def put(self, key_hash: bytes, key: VerifiedKey, *, generation: int) -> None:
+        """Cache a key verified by a look-up that began at `generation`.
+
+        A revocation notice that arrived during the look-up cleared the cache (and bumped the
+        generation); the look-up may have read the key before the revocation committed, so its
+        answer is used for this one request but not kept.
+        """
+        if self.ttl <= 0 or not self.listening or generation != self.generation:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)))  # the oldest entry
         self._entries[key_hash] = _Entry(key, time.monotonic() + self.ttl)
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
 
     def __len__(self) -> int:
@@ -75,8 +87,15 @@ async def listen_for_revocations(
     cache: KeyCache,
     *,
     retry_seconds: float = 1.0,
+    check_every: float = 2.0,
 ) -> None:
-    """Empty `cache` on every revocation notice, for ever; reconnect when the connection drops."""
+    """Empty `cache` on every revocation notice, for ever; reconnect when the connection drops.
+
+    A connection can die without telling (a network partition, a pooler in between): every
+    `check_every` seconds a `SELECT 1` proves it alive, or it is dropped and replaced. While no
+    connection listens, the cache keeps nothing new, so every request looks its key up
+    and a revocation takes effect at once; caching resumes once listening again.
+    """
     while True:
         lost = asyncio.Event()
         try:
@@ -89,12 +108,18 @@ async def listen_for_revocations(
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await conn.add_listener(REVOCATION_CHANNEL, lambda *_args: cache.clear())
             cache.clear()  # anything revoked while we were not listening
-            await lost.wait()
+            cache.listening = True
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), check_every)
+                if not lost.is_set():
+                    await asyncio.wait_for(conn.fetchval("SELECT 1"), check_every)
             log.warning("key_revocation_listener_lost")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("key_revocation_listener_failed", error=type(exc).__name__)
         finally:
+            cache.listening = False
+            cache.clear()
             if not conn.is_closed():
-                await conn.close()
-        cache.clear()
+                conn.terminate()
         await asyncio.sleep(retry_seconds)

@@ -23,3 +23,8 @@ MAX_SESSION_ID_CHARS: Final = 200
 WORKFLOW_TYPE_PATTERN: Final = r"^[a-z0-9_]{1,64}$"
 MAX_IDEMPOTENCY_KEY_CHARS: Final = 255
 MAX_TRACE_ID_CHARS: Final = 128
+MAX_HEADER_BYTES: Final = 16 * 1024
+"""The request line and header section together; larger is a 431 (as nginx's default buffers)."""
+MAX_HEADER_LINES: Final = 100
+MAX_SUMMARY_GROUPS: Final = 1000
+DEFAULT_SUMMARY_GROUPS: Final = 100

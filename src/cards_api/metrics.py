@@ -8,6 +8,7 @@
 | `cards_usage_write_duration_seconds` | histogram | none: the usage transaction |
 | `cards_idempotency_replays_total` | counter | none |
 | `cards_api_database_ready` | gauge | none: 1 when the scrape reached a migrated database |
+| `cards_api_client_disconnects_total` | counter | none: clients gone before their body came |
 
 The seed named the usage histogram `cards_usage_write_duration_ms`; Prometheus wants base units
 (and `promtool check metrics` rejects `_ms`), so it is exposed in seconds.
@@ -72,6 +73,11 @@ USAGE_WRITE_DURATION = Histogram(
 IDEMPOTENCY_REPLAYS = Counter(
     "cards_idempotency_replays_total",
     "Batch requests answered by replaying the stored response of their Idempotency-Key.",
+)
+
+CLIENT_DISCONNECTS = Counter(
+    "cards_api_client_disconnects_total",
+    "Requests abandoned by their client before the request body was complete (not answered).",
 )
 
 UNMATCHED_ROUTE: Final = "unmatched"

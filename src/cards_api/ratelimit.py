@@ -3,8 +3,12 @@
 Each key may make `CARDS_RATE_LIMIT` requests per second on average, in bursts of up to
 `CARDS_RATE_LIMIT_BURST`; beyond that a request gets a 429 with `Retry-After` before it touches
 the database. Buckets live in each API process, so with N worker processes a key can reach up
-to N times the rate; a gateway in front is the place for a global or per-address limit. Memory
-is bounded: buckets are dropped oldest-first past `max_buckets`.
+to N times the rate; a gateway in front is the place for a global limit. Memory is bounded:
+buckets are dropped oldest-first past `max_buckets`.
+
+The same bucket guards key look-ups: each client address may fail authentication
+`CARDS_AUTH_FAILURE_RATE` times per second (bursts of `CARDS_AUTH_FAILURE_BURST`); past that it
+gets a 429 before its next unknown key costs a database query.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ class RateLimited(ProblemError):
     slug = "rate-limited"
     title = "Too many requests"
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, *, who: str = "this API key") -> None:
         seconds = max(1, math.ceil(retry_after))
         super().__init__(
-            f"too many requests for this API key; retry in {seconds} s",
+            f"too many requests for {who}; retry in {seconds} s",
             headers={"Retry-After": str(seconds)},
         )
 
@@ -36,22 +40,23 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, rate: float, burst: int, max_buckets: int = 100_000) -> None:
+    def __init__(
+        self, rate: float, burst: int, max_buckets: int = 100_000, *, who: str = "this API key"
+    ) -> None:
         self.rate = rate
         self.burst = max(1, burst)
         self.max_buckets = max_buckets
+        self.who = who
         self._buckets: dict[bytes, _Bucket] = {}
 
     @property
     def enabled(self) -> bool:
         return self.rate > 0
 
-    def take(self, identity: bytes) -> None:
-        """Spend one token of `identity`'s bucket, or raise RateLimited."""
-        if self.rate <= 0:
-            return
+    def _bucket(self, identity: bytes) -> _Bucket:
+        """`identity`'s bucket, refilled up to now and moved last (dict order is recency)."""
         now = time.monotonic()
-        bucket = self._buckets.pop(identity, None)  # re-inserted last: dict order is recency
+        bucket = self._buckets.pop(identity, None)
         if bucket is None:
             if len(self._buckets) >= self.max_buckets:
                 self._buckets.pop(next(iter(self._buckets)))
@@ -60,6 +65,28 @@ class RateLimiter:
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
             bucket.updated = now
         self._buckets[identity] = bucket
+        return bucket
+
+    def check(self, identity: bytes) -> None:
+        """Raise RateLimited if `identity` has no token left, without spending one."""
+        if self.rate <= 0:
+            return
+        bucket = self._bucket(identity)
         if bucket.tokens < 1:
-            raise RateLimited((1 - bucket.tokens) / self.rate)
+            raise RateLimited((1 - bucket.tokens) / self.rate, who=self.who)
+
+    def spend(self, identity: bytes) -> None:
+        """Spend one token of `identity`'s bucket (it may go below one; `check` then refuses)."""
+        if self.rate <= 0:
+            return
+        bucket = self._bucket(identity)
+        bucket.tokens = max(0.0, bucket.tokens - 1)
+
+    def take(self, identity: bytes) -> None:
+        """Spend one token of `identity`'s bucket, or raise RateLimited."""
+        if self.rate <= 0:
+            return
+        bucket = self._bucket(identity)
+        if bucket.tokens < 1:
+            raise RateLimited((1 - bucket.tokens) / self.rate, who=self.who)
         bucket.tokens -= 1

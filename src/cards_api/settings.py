@@ -61,11 +61,16 @@ class Settings(BaseSettings):
     # Requests per second per API key (per tenant in header mode) and process; 0 turns it off.
     rate_limit: Annotated[float, Field(ge=0, le=100_000)] = 500.0
     rate_limit_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    # Failed authentications per second per client address (and burst), before a 429.
+    auth_failure_rate: Annotated[float, Field(ge=0, le=100_000)] = 5.0
+    auth_failure_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 50
     # Pool and timeouts: sized for one worker process; each worker opens its own pool.
     pool_min_size: Annotated[int, Field(ge=1, le=100)] = 2
     pool_max_size: Annotated[int, Field(ge=1, le=200)] = 10
     statement_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 15_000
     lock_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
+    # A request's headers, then its body, must each arrive within this many seconds (408).
+    request_read_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     @field_validator("database_url")
     @classmethod

@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+import asyncpg
 from starlette.datastructures import Headers
 
 from cards_api import auth
 from cards_api.auth import ALL_SCOPES, Scope
-from cards_api.db.queries.tenancy import begin_for_tenant
+from cards_api.db.queries.tenancy import abandon, begin_for_tenant, rollback
 from cards_api.db.types import Connection
 from cards_api.errors import BadRequest, Forbidden, Unauthorized
 from cards_api.keycache import KeyCache, VerifiedKey
+from cards_api.ratelimit import RateLimiter
 from cards_api.settings import AuthMode
 
 INVALID_KEY = "the API key is invalid or revoked"  # the same words for every bad key
@@ -28,15 +30,11 @@ INVALID_KEY = "the API key is invalid or revoked"  # the same words for every ba
 class Claim:
     """What the headers assert, checked for form but not yet against the database."""
 
-    tenant_id: UUID
+    tenant_header: str | None
+    """`X-Tenant-ID` as sent; parsed only after the key is known good (401 before 400)."""
     key: str | None
     """The bearer token as sent (api_key mode), not yet known to be well formed."""
     key_hash: bytes | None
-
-    @property
-    def identity(self) -> bytes:
-        """Who is calling, for the rate limit: the key (hashed), or the tenant in header mode."""
-        return self.key_hash if self.key_hash is not None else self.tenant_id.bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,37 +66,85 @@ def _bearer(value: str | None) -> str:
 
 
 def read_claim(headers: Headers, mode: AuthMode) -> Claim:
-    """Parse the headers: 401 before 400, so nothing is said to an unauthenticated caller."""
+    """Read the headers; only a missing or non-Bearer `Authorization` fails here (401)."""
     key = _bearer(headers.get("authorization")) if mode is AuthMode.API_KEY else None
     return Claim(
-        tenant_id=tenant_from_header(headers.get("x-tenant-id")),
+        tenant_header=headers.get("x-tenant-id"),
         key=key,
         key_hash=auth.hash_key(key) if key is not None else None,
     )
 
 
-async def begin(conn: Connection, claim: Claim, keys: KeyCache) -> Principal:
-    """Open the request's transaction bound to the claimed tenant, and prove the claim.
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """What authentication consults besides the database, one of each per process."""
+
+    keys: KeyCache
+    rate: RateLimiter
+    """Requests per key (per tenant in header mode)."""
+    failures: RateLimiter
+    """Failed authentications per client address."""
+
+
+async def authenticate(
+    claim: Claim,
+    *,
+    pool: asyncpg.Pool,
+    guards: Guards,
+    client: bytes,
+    acquire_timeout: float,
+) -> Principal:
+    """Prove the claim, in the documented order of checks: 401 (key), 400 (`X-Tenant-ID`),
+    429 (rate), 403 (key of another tenant). Scopes are the caller's to require.
+
+    A key not in the cache is looked up in a short transaction of its own, bound to the tenant
+    the key names: no connection is held once this returns. A client address that keeps
+    presenting bad keys is refused (429) before its next look-up.
+    """
+    if claim.key is None or claim.key_hash is None:
+        tenant_id = tenant_from_header(claim.tenant_header)
+        guards.rate.take(tenant_id.bytes)
+        return Principal(tenant_id=tenant_id, scopes=ALL_SCOPES)
+    verified = guards.keys.get(claim.key_hash)
+    if verified is None:
+        guards.failures.check(client)
+        verified = await _look_up(claim.key, pool, guards.keys, acquire_timeout)
+        if verified is None:
+            guards.failures.spend(client)
+            raise Unauthorized(INVALID_KEY)
+    tenant_id = tenant_from_header(claim.tenant_header)
+    guards.rate.take(claim.key_hash)
+    if verified.tenant_id != tenant_id:
+        raise Forbidden("the API key does not belong to the tenant in X-Tenant-ID")
+    return Principal(tenant_id=tenant_id, scopes=verified.scopes)
+
+
+async def _look_up(
+    key: str, pool: asyncpg.Pool, keys: KeyCache, acquire_timeout: float
+) -> VerifiedKey | None:
+    parsed = auth.parse_key(key)
+    if parsed is None:  # malformed, or its checksum is wrong: no database work
+        return None
+    generation = keys.generation
+    async with pool.acquire(timeout=acquire_timeout) as conn:
+        # The key is looked up inside its own tenant's row-level-security context.
+        await begin_for_tenant(conn, tenant_id=parsed.tenant_id)
+        try:
+            scopes = await auth.find_key_scopes(conn, parsed)
+        except BaseException:
+            await abandon(conn)
+            raise
+        await rollback(conn)  # read only: nothing to commit
+    if scopes is None:
+        return None
+    verified = VerifiedKey(tenant_id=parsed.tenant_id, scopes=scopes)
+    keys.put(parsed.key_hash, verified, generation=generation)
+    return verified
+
+
+async def begin(conn: Connection, principal: Principal) -> None:
+    """Open the request's transaction bound to the principal's tenant (row-level security).
 
     The caller owns the transaction from here: it commits or rolls back, also when this raises.
     """
-    if claim.key is None or claim.key_hash is None:
-        await begin_for_tenant(conn, tenant_id=claim.tenant_id)
-        return Principal(tenant_id=claim.tenant_id, scopes=ALL_SCOPES)
-    verified = keys.get(claim.key_hash)
-    if verified is not None:  # a key verified moments ago: no parsing, no look-up
-        await begin_for_tenant(conn, tenant_id=verified.tenant_id)
-    else:
-        parsed = auth.parse_key(claim.key)
-        if parsed is None:
-            raise Unauthorized(INVALID_KEY)
-        # The key is looked up inside its own tenant's row-level-security context.
-        await begin_for_tenant(conn, tenant_id=parsed.tenant_id)
-        scopes = await auth.find_key_scopes(conn, parsed)
-        if scopes is None:
-            raise Unauthorized(INVALID_KEY)
-        verified = VerifiedKey(tenant_id=parsed.tenant_id, scopes=scopes)
-        keys.put(claim.key_hash, verified)
-    if verified.tenant_id != claim.tenant_id:
-        raise Forbidden("the API key does not belong to the tenant in X-Tenant-ID")
-    return Principal(tenant_id=claim.tenant_id, scopes=verified.scopes)
+    await begin_for_tenant(conn, tenant_id=principal.tenant_id)

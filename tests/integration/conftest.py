@@ -11,12 +11,14 @@ from fastapi import FastAPI
 
 from cards_api.app import create_app
 from cards_api.settings import Settings
+from tests.support import until_listening
 
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application):
+        await until_listening(application)
         yield application
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from cards_api import idempotency, limits, metrics
 from cards_api.api.deps import (
+    authorize,
     etag,
     if_match_versions,
     json_body,
@@ -91,17 +92,21 @@ async def create_cards(
     ] = None,
 ) -> Response:
     """Create or upsert (by `external_ref`) 1-100 cards, all or none."""
-    async with tenant_session(request, Scope.CARDS_WRITE) as session:
-        body = await json_body(request, BatchCreateRequest)
-        key = idempotency.parse_key(idempotency_key)
+    principal = await authorize(request, Scope.CARDS_WRITE)
+    body = await json_body(request, BatchCreateRequest)
+    key = idempotency.parse_key(idempotency_key)
+    fingerprint = (
+        idempotency.fingerprint(request.method, request.url.path, await request.body())
+        if key is not None
+        else b""
+    )
+    async with tenant_session(request, principal) as session:
         if key is not None:
             stored = await idempotency.begin(
                 session.conn,
                 tenant_id=session.tenant_id,
                 key=key,
-                fingerprint=idempotency.fingerprint(
-                    request.method, request.url.path, await request.body()
-                ),
+                fingerprint=fingerprint,
                 ttl_seconds=settings_of(request).idempotency_ttl,
             )
             if stored is not None:
@@ -140,8 +145,9 @@ async def create_cards(
 )
 async def retrieve_cards(request: Request) -> Response:
     """Fetch cards for a workflow by ids (order kept), types, tags or full-text query."""
-    async with tenant_session(request, Scope.CARDS_READ) as session:
-        body = await json_body(request, RetrieveRequest)
+    principal = await authorize(request, Scope.CARDS_READ)
+    body = await json_body(request, RetrieveRequest)
+    async with tenant_session(request, principal) as session:
         rows, missing = await cards.retrieve(
             session.conn, tenant_id=session.tenant_id, request=body
         )
@@ -158,7 +164,8 @@ async def list_cards(
     cursor: Cursor = None,
 ) -> Response:
     """List live cards in creation order, one page at a time."""
-    async with tenant_session(request, Scope.CARDS_READ) as session:
+    principal = await authorize(request, Scope.CARDS_READ)
+    async with tenant_session(request, principal) as session:
         page = await cards.list_cards(
             session.conn,
             tenant_id=session.tenant_id,
@@ -180,7 +187,8 @@ async def list_cards(
 )
 async def get_card(request: Request, card_id: UUID) -> Response:
     """One card; its `ETag` carries the version for a later conditional PATCH."""
-    async with tenant_session(request, Scope.CARDS_READ) as session:
+    principal = await authorize(request, Scope.CARDS_READ)
+    async with tenant_session(request, principal) as session:
         row = await cards.get_card(session.conn, tenant_id=session.tenant_id, card_id=card_id)
     return _card_response(row)
 
@@ -196,14 +204,16 @@ async def get_card(request: Request, card_id: UUID) -> Response:
 )
 async def patch_card(request: Request, card_id: UUID, if_match: IfMatchHeader = "") -> Response:
     """Change title, content or tags; the version goes up by one. 412 if If-Match is stale."""
-    async with tenant_session(request, Scope.CARDS_WRITE) as session:
-        body = await json_body(request, CardPatch)
+    principal = await authorize(request, Scope.CARDS_WRITE)
+    body = await json_body(request, CardPatch)
+    versions = if_match_versions(if_match)
+    async with tenant_session(request, principal) as session:
         row = await cards.patch_card(
             session.conn,
             tenant_id=session.tenant_id,
             card_id=card_id,
             patch=body,
-            if_match=if_match_versions(if_match),
+            if_match=versions,
         )
     return _card_response(row)
 
@@ -216,12 +226,11 @@ async def patch_card(request: Request, card_id: UUID, if_match: IfMatchHeader = 
 )
 async def archive_card(request: Request, card_id: UUID, if_match: IfMatchHeader = "") -> Response:
     """Archive the card: it drops out of list, retrieve and usage; its history is kept."""
-    async with tenant_session(request, Scope.CARDS_WRITE) as session:
+    principal = await authorize(request, Scope.CARDS_WRITE)
+    versions = if_match_versions(if_match)
+    async with tenant_session(request, principal) as session:
         await cards.archive_card(
-            session.conn,
-            tenant_id=session.tenant_id,
-            card_id=card_id,
-            if_match=if_match_versions(if_match),
+            session.conn, tenant_id=session.tenant_id, card_id=card_id, if_match=versions
         )
     return Response(status_code=204)
 
@@ -238,7 +247,8 @@ async def card_versions(
     cursor: Cursor = None,
 ) -> Response:
     """The card's history, newest first: every version create, upsert and patch produced."""
-    async with tenant_session(request, Scope.CARDS_READ) as session:
+    principal = await authorize(request, Scope.CARDS_READ)
+    async with tenant_session(request, principal) as session:
         page = await cards.card_versions(
             session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
         )

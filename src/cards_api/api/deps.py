@@ -1,18 +1,23 @@
 """What every route shares: the tenant-bound transaction, JSON bodies, preconditions.
 
-`tenant_session` is the one place a request's transaction begins and ends: it authenticates,
-checks the scope, binds the transaction to the tenant (row-level security), hands the
-connection to the route, and commits when the route's block ends, before the response is
-sent, or rolls back on any error. Nothing below it commits.
+A route runs three steps, in this order: `authorize` (who calls, for which tenant, with which
+scope; it may look a key up, but holds no connection afterwards), then `json_body` (the body was
+already read whole by the middleware; here it is parsed and validated), then `tenant_session`,
+the one place a request's transaction begins and ends: it binds the transaction to the tenant
+(row-level security), hands the connection to the route, and commits when the route's block
+ends, before the response is sent, or rolls back on any error. Nothing below it commits. So a
+pool connection is taken only for a request that is authorized and valid, and never waits on
+the client.
 
-Routes use it as a context manager rather than a FastAPI dependency with `yield`: the order of
-checks is explicit (authentication before the body is read), and the request path skips the
-dependency machinery's exit stacks and cancel scopes, which cost more than the query itself.
+Routes call these explicitly rather than as FastAPI dependencies with `yield`: the order of
+checks stays visible, and the request path skips the dependency machinery's exit stacks and
+cancel scopes, which cost more than the query itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -25,13 +30,14 @@ from pydantic import BaseModel, ValidationError
 
 from cards_api import tenancy
 from cards_api.auth import Scope
-from cards_api.db.queries.tenancy import commit, rollback
+from cards_api.db.queries.tenancy import abandon, commit
 from cards_api.db.types import Connection
 from cards_api.errors import BadRequest, UnsupportedMediaType, validation_problem
 from cards_api.settings import Settings
 from cards_api.tenancy import Principal
 
 POOL_ACQUIRE_TIMEOUT_S = 5.0
+_VERSION = re.compile(r"[0-9]{1,10}")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,43 +61,50 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-@contextlib.asynccontextmanager
-async def tenant_session(request: Request, scope: Scope) -> AsyncIterator[TenantSession]:
+def _client(request: Request) -> bytes:
+    client = request.scope.get("client")
+    return str(client[0]).encode() if client else b"?"
+
+
+async def authorize(request: Request, scope: Scope) -> Principal:
+    """Who calls, for which tenant, allowed to do `scope`; holds no connection once it returns.
+
+    Runs before the body is parsed, so an unauthenticated caller learns nothing about bodies.
+    """
     state = request.app.state
     claim = tenancy.read_claim(request.headers, state.settings.auth_mode)
-    state.rate_limiter.take(claim.identity)  # 429 before any database work
-    pool: asyncpg.Pool = state.pool
+    principal = await tenancy.authenticate(
+        claim,
+        pool=state.pool,
+        guards=state.guards,
+        client=_client(request),
+        acquire_timeout=POOL_ACQUIRE_TIMEOUT_S,
+    )
+    request.state.tenant_id = str(principal.tenant_id)
+    principal.require(scope)
+    return principal
+
+
+@contextlib.asynccontextmanager
+async def tenant_session(request: Request, principal: Principal) -> AsyncIterator[TenantSession]:
+    """The request's one transaction, bound to the principal's tenant.
+
+    Enter it only once the body has been read and validated: from here a pool connection is
+    held, and nothing inside may wait on the client.
+    """
+    pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
         started = time.perf_counter()
         try:
-            principal = await tenancy.begin(conn, claim, state.key_cache)
-            request.state.tenant_id = str(principal.tenant_id)
-            principal.require(scope)
+            await tenancy.begin(conn, principal)
             session = TenantSession(conn=conn, principal=principal, started=started)
             yield session
         except BaseException:
-            await _abandon(conn)
+            await abandon(conn)
             raise
         await commit(conn)
     for hook in session.after_commit:
         hook()
-
-
-async def _abandon(conn: Connection) -> None:
-    """Roll back after an error; a connection in any doubtful state is closed, never reused."""
-    if conn.is_closed():
-        return
-    try:
-        if conn.is_in_transaction():
-            await rollback(conn)
-    except Exception:
-        # The server went away mid-statement, or the protocol is out of step: a connection
-        # like that must not serve the next request (the pool opens a fresh one), and the
-        # error the request already has is the one to answer with.
-        conn.terminate()
-    except BaseException:
-        conn.terminate()
-        raise
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -128,7 +141,8 @@ def if_match_versions(if_match: str | None) -> list[int] | None:
     versions = []
     for tag in if_match.split(","):
         text = tag.strip().removeprefix("W/").strip('"')
-        if not text.isdigit() or not 0 < int(text) < 2**31:
+        # ASCII digits only: str.isdigit() also accepts "²" and "١٢", which int() refuses.
+        if not _VERSION.fullmatch(text) or not 0 < int(text) < 2**31:
             raise BadRequest('If-Match must hold ETags of this API, such as "3"')
         versions.append(int(text))
     return versions

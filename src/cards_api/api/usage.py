@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from cards_api import limits, metrics
 from cards_api.api.cards import JSON, Cursor, Limit
-from cards_api.api.deps import json_body, tenant_session
+from cards_api.api.deps import authorize, json_body, tenant_session
 from cards_api.api.openapi import header, json_request, problems
 from cards_api.auth import Scope
 from cards_api.domain import render, usage
@@ -36,7 +36,17 @@ def _rfc3339(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _utc(value: datetime) -> datetime:
+    # 0001-01-01T00:00:00+05:00 is a valid RFC 3339 instant that UTC cannot represent.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "is outside the range of representable instants (years 1-9999 UTC)"
+        ) from None
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 
 EVENT_RECORDED = "X-Event-Recorded"
 
@@ -60,8 +70,9 @@ EVENT_RECORDED = "X-Event-Recorded"
 async def track_usage(request: Request, card_id: UUID) -> Response:
     """Record that a workflow run used the card: one event per (workflow_id, card), and
     `usage_count` + 1 on every call."""
-    async with tenant_session(request, Scope.USAGE_WRITE) as session:
-        body = await json_body(request, UsageRequest)
+    principal = await authorize(request, Scope.USAGE_WRITE)
+    body = await json_body(request, UsageRequest)
+    async with tenant_session(request, principal) as session:
         row = await usage.track(
             session.conn, tenant_id=session.tenant_id, card_id=card_id, request=body
         )
@@ -98,7 +109,8 @@ async def usage_events(
     cursor: Cursor = None,
 ) -> Response:
     """The card's usage events, newest first."""
-    async with tenant_session(request, Scope.CARDS_READ) as session:
+    principal = await authorize(request, Scope.CARDS_READ)
+    async with tenant_session(request, principal) as session:
         page = await usage.events(
             session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
         )
@@ -118,13 +130,26 @@ async def usage_summary(
     until: Annotated[
         Instant | None, Query(description="events before this instant (RFC 3339)")
     ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=limits.MAX_SUMMARY_GROUPS,
+            description="at most this many groups, the largest first "
+            f"(at most {limits.MAX_SUMMARY_GROUPS}); `truncated` says whether more exist",
+        ),
+    ] = limits.DEFAULT_SUMMARY_GROUPS,
 ) -> Response:
-    """Usage events counted by card type, workflow type or card."""
-    since = since.astimezone(UTC) if since is not None else None
-    until = until.astimezone(UTC) if until is not None else None
-    async with tenant_session(request, Scope.CARDS_READ) as session:
-        rows = await usage.summary(
-            session.conn, tenant_id=session.tenant_id, group_by=group_by, since=since, until=until
+    """Usage events counted by card type, workflow type or card: the `limit` largest groups."""
+    principal = await authorize(request, Scope.CARDS_READ)
+    async with tenant_session(request, principal) as session:
+        rows, truncated = await usage.summary(
+            session.conn,
+            tenant_id=session.tenant_id,
+            group_by=group_by,
+            since=since,
+            until=until,
+            limit=limit,
         )
     payload = render.dumps(
         {
@@ -132,6 +157,7 @@ async def usage_summary(
             "since": since,
             "until": until,
             "groups": [{"key": row["key"], "events": row["events"]} for row in rows],
+            "truncated": truncated,
         }
     )
     return Response(payload, media_type=JSON)

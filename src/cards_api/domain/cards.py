@@ -5,6 +5,7 @@ Functions here take the request's connection (already bound to the tenant) and n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
@@ -94,6 +95,17 @@ async def create_batch(
     return BatchResult(rows=ordered, created=created, updated=len(rows) - created)
 
 
+_WORD = re.compile(r"\w+")
+
+
+def search_words(query: str) -> str:
+    """The words of a free-text query, space-separated; punctuation and operators dropped.
+
+    A query with no word left (say 40 "-") matches no card, rather than every card.
+    """
+    return " ".join(_WORD.findall(query))
+
+
 async def retrieve(
     conn: Connection, *, tenant_id: UUID, request: RetrieveRequest
 ) -> tuple[list[asyncpg.Record], list[UUID]]:
@@ -106,7 +118,7 @@ async def retrieve(
         ids=wanted,
         card_types=card_types,
         tags=request.tags,
-        query=request.query,
+        query=search_words(request.query) if request.query is not None else None,
         limit=len(wanted) if wanted is not None else request.limit,
     )
     if wanted is None:

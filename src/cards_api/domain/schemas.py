@@ -287,6 +287,8 @@ class UsageSummary(BaseModel):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     groups: list[SummaryGroup]
+    truncated: bool = False
+    """True when more groups exist than `limit`: the largest ones are returned."""
 
 
 class ProblemItem(BaseModel):

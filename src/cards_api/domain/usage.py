@@ -55,9 +55,17 @@ async def summary(
     group_by: GroupBy,
     since: datetime | None,
     until: datetime | None,
-) -> list[asyncpg.Record]:
+    limit: int,
+) -> tuple[list[asyncpg.Record], bool]:
+    """The `limit` largest groups, and whether there were more (the response says `truncated`)."""
     if since is not None and until is not None and since >= until:
         raise ValidationFailed.at(("query", "until"), "must be later than since")
-    return await usage_q.summary(
-        conn, tenant_id=tenant_id, group_by=group_by.value, since=since, until=until
+    rows = await usage_q.summary(
+        conn,
+        tenant_id=tenant_id,
+        group_by=group_by.value,
+        since=since,
+        until=until,
+        limit=limit + 1,
     )
+    return rows[:limit], len(rows) > limit

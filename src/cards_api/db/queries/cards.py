@@ -68,7 +68,10 @@ def find_cards_sql(*, ids: bool, card_types: bool, tags: bool, query: bool) -> s
         where.append(f"tags && ${n}::text[]")
     if query:
         n += 1
-        tsquery = f"websearch_to_tsquery('english', ${n})"
+        # The query arrives as words only (see `domain.cards.search_words`): PostgreSQL's own
+        # query syntaxes (websearch, to_tsquery) overflow their parser stack on input such as
+        # 200 "(" and reject stray operators; plain words cannot do either.
+        tsquery = f"plainto_tsquery('english', ${n})"
         where.append(f"search @@ {tsquery}")
         order = f"ts_rank_cd(search, {tsquery}) DESC, created_at, id"
     return (

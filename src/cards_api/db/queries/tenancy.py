@@ -32,3 +32,20 @@ async def rollback(conn: Connection) -> None:
 async def set_tenant(conn: Connection, *, tenant_id: UUID) -> None:
     """Bind an already open transaction (maintenance and tests)."""
     await conn.execute(SET_TENANT, str(tenant_id))
+
+
+async def abandon(conn: Connection) -> None:
+    """Roll back after an error; a connection in any doubtful state is closed, never reused."""
+    if conn.is_closed():
+        return
+    try:
+        if conn.is_in_transaction():
+            await rollback(conn)
+    except Exception:
+        # The server went away mid-statement, or the protocol is out of step: a connection
+        # like that must not serve the next request (the pool opens a fresh one), and the
+        # error the request already has is the one to answer with.
+        conn.terminate()
+    except BaseException:
+        conn.terminate()
+        raise

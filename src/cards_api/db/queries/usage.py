@@ -85,6 +85,7 @@ async def summary(
     group_by: str,
     since: datetime | None,
     until: datetime | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
     key = SUMMARY_KEYS[group_by]
     return await conn.fetch(
@@ -95,8 +96,10 @@ async def summary(
           AND ($3::timestamptz IS NULL OR created_at < $3)
         GROUP BY 1
         ORDER BY events DESC, key
+        LIMIT $4
         """,
         tenant_id,
         since,
         until,
+        limit,
     )
