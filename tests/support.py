@@ -20,6 +20,8 @@ from cards_api.app import create_app
 from cards_api.auth import Scope
 from cards_api.settings import AuthMode, Settings
 
+API_KEY = AuthMode.API_KEY
+
 
 @dataclass(frozen=True)
 class Tenant:
@@ -60,13 +62,11 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-async def until_listening(app: FastAPI, timeout: float = 10.0) -> None:
+async def until_listening(app: FastAPI) -> None:
     """Wait for the revocation listener (api_key mode), whose absence turns key caching off."""
-    if app.state.settings.auth_mode is not AuthMode.API_KEY:
-        return
-    async with asyncio.timeout(timeout):
-        while not app.state.guards.keys.listening:
-            await asyncio.sleep(0.01)
+    if app.state.settings.auth_mode is API_KEY:
+        async with asyncio.timeout(10):
+            await app.state.guards.keys.wait_listening()
 
 
 async def issue_key(pool: asyncpg.Pool, tenant_id: UUID, scopes: set[Scope] | None = None) -> str:

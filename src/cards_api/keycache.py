@@ -49,8 +49,22 @@ class KeyCache:
         self._entries: dict[bytes, _Entry] = {}
         self.generation = 0
         """Bumped by every `clear`: a look-up that began before a clear must not be cached."""
-        self.listening = False
-        """True while the revocation listener is connected (exported as a gauge)."""
+        self._listening = asyncio.Event()
+
+    @property
+    def listening(self) -> bool:
+        """True while the revocation listener is connected; nothing is cached otherwise."""
+        return self._listening.is_set()
+
+    @listening.setter
+    def listening(self, value: bool) -> None:
+        if value:
+            self._listening.set()
+        else:
+            self._listening.clear()
+
+    async def wait_listening(self) -> None:
+        await self._listening.wait()
 
     def get(self, key_hash: bytes) -> VerifiedKey | None:
         entry = self._entries.get(key_hash)
