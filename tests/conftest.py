@@ -32,7 +32,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # The rate limit has tests of its own; elsewhere bursts of test requests must not trip it.
-    return Settings(database_url=database_url, log_level="WARNING", rate_limit=0)
+    # So has the limit on failed authentications per client address (every in-process test
+    # request comes from the same address).
+    return Settings(
+        database_url=database_url, log_level="WARNING", rate_limit=0, auth_failure_rate=0
+    )
 
 
 @pytest.fixture(scope="session")

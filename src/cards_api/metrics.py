@@ -15,8 +15,11 @@ The seed named the usage histogram `cards_usage_write_duration_ms`; Prometheus w
 
 Labels stay bounded: `route` is the route template (`/api/v1/cards/{card_id}`) or `unmatched`,
 `method` one of the HTTP methods or `other`, `card_type` a closed set, and `workflow_type`, which
-clients choose, is kept for the first `MAX_WORKFLOW_TYPES` values a process sees and reported as
-`other` after that. No label ever carries a tenant, card or workflow id.
+clients choose, is kept for the first `MAX_WORKFLOW_TYPES` values a process sees, at most
+`MAX_WORKFLOW_TYPES_PER_TENANT` of them introduced by any one tenant, and reported as `other`
+beyond that. No label ever carries a tenant, card or workflow id. Since label values are
+tenants' own words, `/metrics` is served only to whom the operator allows (see
+`api/health.py`).
 
 With several worker processes (`cards-api serve --workers N`) the metrics use
 prometheus_client's multiprocess mode: `serve` creates a fresh `PROMETHEUS_MULTIPROC_DIR` before
@@ -29,6 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from typing import Final
+from uuid import UUID
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -84,18 +88,28 @@ UNMATCHED_ROUTE: Final = "unmatched"
 OTHER: Final = "other"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_WORKFLOW_TYPES: Final = 100
+MAX_WORKFLOW_TYPES_PER_TENANT: Final = 10
 _workflow_types: set[str] = set()
+_introduced_by: dict[UUID, int] = {}
 
 
 def method_label(method: str) -> str:
     return method if method in _METHODS else OTHER
 
 
-def workflow_type_label(workflow_type: str) -> str:
+def workflow_type_label(workflow_type: str, tenant_id: UUID) -> str:
+    """The label for a workflow type: the value itself while the budget lasts, else `other`.
+
+    The budget is `MAX_WORKFLOW_TYPES` values per process, of which one tenant may introduce at
+    most `MAX_WORKFLOW_TYPES_PER_TENANT`, so no tenant can spend it all and push every other
+    tenant's traffic into `other`. A value already admitted is used by every tenant.
+    """
     if workflow_type in _workflow_types:
         return workflow_type
-    if len(_workflow_types) < MAX_WORKFLOW_TYPES:
+    introduced = _introduced_by.get(tenant_id, 0)
+    if len(_workflow_types) < MAX_WORKFLOW_TYPES and introduced < MAX_WORKFLOW_TYPES_PER_TENANT:
         _workflow_types.add(workflow_type)
+        _introduced_by[tenant_id] = introduced + 1
         return workflow_type
     return OTHER
 
@@ -107,8 +121,8 @@ def observe_request(method: str, route: str | None, status: int, seconds: float)
     REQUEST_DURATION.labels(method, route).observe(seconds)
 
 
-def record_usage_event(card_type: str, workflow_type: str) -> None:
-    USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type)).inc()
+def record_usage_event(card_type: str, workflow_type: str, tenant_id: UUID) -> None:
+    USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type, tenant_id)).inc()
 
 
 class _DatabaseReady(Collector):

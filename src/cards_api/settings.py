@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     lock_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
     # A request's headers, then its body, must each arrive within this many seconds (408).
     request_read_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Bearer token a scraper must send to /metrics; unset: /metrics answers loopback clients only.
+    metrics_token: Annotated[SecretStr | None, Field(min_length=16)] = None
 
     @field_validator("database_url")
     @classmethod

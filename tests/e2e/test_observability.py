@@ -26,16 +26,24 @@ pytestmark = pytest.mark.e2e
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 SECRET_CONTENT = "top-secret-card-content-7c1e"
+METRICS_TOKEN = "scraper-token-for-the-e2e-test"
 
 
 def fresh_get(url: str, **kwargs: Any) -> httpx.Response:
-    """A request on a new connection, so the kernel may hand it to either worker."""
-    return httpx.get(url, headers={"Connection": "close", **kwargs.pop("headers", {})}, **kwargs)
+    """A request on a new connection, so the kernel may hand it to either worker; the
+    operator's metrics token goes along (servers here are started with it)."""
+    headers = {
+        "Connection": "close",
+        "Authorization": f"Bearer {METRICS_TOKEN}",
+        **kwargs.pop("headers", {}),
+    }
+    return httpx.get(url, headers=headers, **kwargs)
 
 
 @pytest.fixture
 def two_workers(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path / "api", clean_env(DATABASE_URL=database_url), "--workers", "2")
+    env = clean_env(DATABASE_URL=database_url, CARDS_METRICS_TOKEN=METRICS_TOKEN)
+    server = start_server(tmp_path / "api", env, "--workers", "2")
     try:
         yield server
     finally:
@@ -110,6 +118,9 @@ class Prometheus:
         job["scrape_interval"] = "1s"
         job["static_configs"] = [{"targets": [api_url.removeprefix("http://")]}]
         workdir.mkdir(parents=True, exist_ok=True)
+        # The deployment's scrape config, with the secret's file where this test keeps it.
+        (workdir / "metrics_token").write_text(METRICS_TOKEN)
+        job["authorization"]["credentials_file"] = str(workdir / "metrics_token")
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -246,7 +257,7 @@ async def test_logs_are_json_with_trace_ids_and_never_secrets(
 
 
 def test_metrics_start_from_zero_on_a_fresh_start(database_url: str, tmp_path: Path) -> None:
-    env = clean_env(DATABASE_URL=database_url)
+    env = clean_env(DATABASE_URL=database_url, CARDS_METRICS_TOKEN=METRICS_TOKEN)
     for run in ("first", "second"):
         server = start_server(tmp_path / run, env, "--workers", "2")
         try:

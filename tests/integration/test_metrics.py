@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from cards_api import metrics
-from tests.support import Tenant, card
+from cards_api.settings import Settings
+from tests.support import Tenant, card, client_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -138,12 +142,48 @@ async def test_database_ready_gauge(client: httpx.AsyncClient) -> None:
 
 def test_workflow_type_labels_are_bounded() -> None:
     labels = {
-        metrics.workflow_type_label(f"type_{i}") for i in range(metrics.MAX_WORKFLOW_TYPES * 2)
+        metrics.workflow_type_label(f"type_{i}", uuid.uuid4())
+        for i in range(metrics.MAX_WORKFLOW_TYPES * 2)
     }
     assert len(labels) <= metrics.MAX_WORKFLOW_TYPES + 1
     assert metrics.OTHER in labels
 
 
+def test_one_tenant_cannot_spend_the_whole_label_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "_workflow_types", set())
+    monkeypatch.setattr(metrics, "_introduced_by", {})
+    greedy, other = uuid.uuid4(), uuid.uuid4()
+    greedy_labels = [
+        metrics.workflow_type_label(f"greedy_{i}", greedy)
+        for i in range(metrics.MAX_WORKFLOW_TYPES)
+    ]
+    assert greedy_labels.count(metrics.OTHER) == (
+        metrics.MAX_WORKFLOW_TYPES - metrics.MAX_WORKFLOW_TYPES_PER_TENANT
+    )
+    assert metrics.workflow_type_label("newsletter", other) == "newsletter"
+    # A value admitted for one tenant is shared by all.
+    assert metrics.workflow_type_label("greedy_0", other) == "greedy_0"
+
+
 def test_unknown_methods_share_one_label() -> None:
     assert metrics.method_label("BREW") == "other"
     assert metrics.method_label("PATCH") == "PATCH"
+
+
+async def test_metrics_are_served_to_loopback_clients_only_without_a_token(app: FastAPI) -> None:
+    remote = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=remote, base_url="http://cards.test") as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 403
+    assert "CARDS_METRICS_TOKEN" in response.json()["detail"]
+
+
+async def test_with_a_token_metrics_need_it_from_everyone(settings: Settings) -> None:
+    token = "operator-scrape-token-123"
+    async with client_for(settings.model_copy(update={"metrics_token": SecretStr(token)})) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+        assert wrong.status_code == 401
+        right = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert right.status_code == 200
+        assert "cards_api_requests_total" in right.text

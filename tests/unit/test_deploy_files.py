@@ -150,6 +150,12 @@ def test_prometheus_scrapes_the_api_every_10_seconds() -> None:
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "cards-api")
     assert job["scrape_interval"] == "10s"
     assert job["metrics_path"] == "/metrics"
+    # The scraper authenticates with the token the API is given (the same compose variable).
+    assert job["authorization"]["credentials_file"] == "/run/secrets/metrics_token"
+    compose = _yaml("docker-compose.yml")
+    assert compose["secrets"]["metrics_token"]["environment"] == "CARDS_METRICS_TOKEN"
+    assert "metrics_token" in compose["services"]["prometheus"]["secrets"]
+    assert "CARDS_METRICS_TOKEN" in compose["services"]["api"]["environment"]
     assert job["static_configs"][0]["targets"] == [f"api:{PORT}"]
     assert config["rule_files"] == ["alerts.yml"]
     alerts = {r["alert"] for g in _yaml("alerts.yml")["groups"] for r in g["rules"]}

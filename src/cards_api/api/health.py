@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 
 import asyncpg
 from fastapi import APIRouter, Request
@@ -12,7 +14,7 @@ from cards_api import metrics
 from cards_api.api.openapi import problems
 from cards_api.db.queries.schema import current_revision
 from cards_api.domain import render
-from cards_api.errors import ServiceUnavailable
+from cards_api.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 router = APIRouter(tags=["operations"])
 
@@ -46,13 +48,42 @@ async def ready(request: Request) -> Response:
     return Response(_READY, media_type="application/json")
 
 
+def _allow_scrape(request: Request) -> None:
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        scheme, _, sent = (request.headers.get("authorization") or "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected):
+            raise Unauthorized("/metrics requires the operator's token: Authorization: Bearer …")
+        return
+    client = request.scope.get("client")
+    try:
+        loopback = client is not None and ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise Forbidden(
+            "/metrics is served to loopback clients only; the operator sets CARDS_METRICS_TOKEN "
+            "to let a scraper elsewhere in"
+        )
+
+
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+        **problems(401, 403),
+    },
 )
 async def prometheus_metrics(request: Request) -> Response:
-    """Prometheus metrics, summed over every worker process."""
+    """Prometheus metrics, summed over every worker process.
+
+    Only for the operator's scraper: with `CARDS_METRICS_TOKEN` set, a request must carry it as
+    a bearer token (401 otherwise); without it, only clients on the loopback address are served
+    (403 otherwise). Label values such as workflow types are tenants' own words.
+    """
+    _allow_scrape(request)
     try:
         ready = await asyncio.wait_for(_schema_revision(request), READY_TIMEOUT_S) == (
             request.app.state.schema_head

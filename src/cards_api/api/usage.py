@@ -81,7 +81,7 @@ async def track_usage(request: Request, card_id: UUID) -> Response:
         def count() -> None:
             metrics.USAGE_WRITE_DURATION.observe(time.perf_counter() - session.started)
             if recorded:
-                metrics.record_usage_event(row["card_type"], body.workflow_type)
+                metrics.record_usage_event(row["card_type"], body.workflow_type, session.tenant_id)
 
         session.after_commit.append(count)
     payload = render.dumps(
