@@ -15,6 +15,9 @@ import asyncpg
 
 from cards_api.db.types import Connection
 
+# Advisory-lock namespace of "a tenant's card batches" (the second key is the tenant's hash).
+BATCH_LOCK_CLASS = 72_450_002
+
 CARD_COLUMNS = (
     "id, tenant_id, card_type, title, content, tags, external_ref, version, usage_count, "
     "last_used_at, created_at, updated_at"
@@ -24,10 +27,25 @@ CARD_COLUMNS = (
 # it into rows. Rows are inserted in (card_type, external_ref) order so that two batches
 # upserting the same cards lock them in the same order and cannot deadlock. `xmax = 0` is true
 # for a freshly inserted row and false for one the upsert updated.
+#
+# Creation order is commit order (docs/database.md, "Listing while cards are written"): the
+# batch first takes its tenant's batch lock (held until COMMIT), and only then reads the clock
+# for `created_at`. A batch still uncommitted holds the lock, so every batch that commits later
+# stamps a later time, and a lister's cursor can never have passed a card that is not yet
+# visible. `now()` (the transaction's start) would not do: a batch that began first and
+# committed last would land behind cursors already handed out.
 UPSERT_BATCH = f"""
-INSERT INTO cards AS c (tenant_id, id, card_type, title, content, tags, external_ref)
-SELECT $1, x.id, x.card_type, x.title, x.content, x.tags, x.external_ref
-FROM jsonb_to_recordset($2::jsonb) AS x(
+WITH locked AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock({BATCH_LOCK_CLASS}, hashtext($1::uuid::text))
+),
+stamp AS MATERIALIZED (
+    SELECT clock_timestamp() AS at FROM locked
+)
+INSERT INTO cards AS c (
+    tenant_id, id, card_type, title, content, tags, external_ref, created_at, updated_at
+)
+SELECT $1::uuid, x.id, x.card_type, x.title, x.content, x.tags, x.external_ref, stamp.at, stamp.at
+FROM stamp, jsonb_to_recordset($2::jsonb) AS x(
     id uuid, card_type text, title text, content jsonb, tags text[], external_ref text
 )
 ORDER BY x.card_type, x.external_ref NULLS LAST
@@ -37,7 +55,7 @@ SET title = EXCLUDED.title,
     tags = EXCLUDED.tags,
     version = c.version + 1,
     archived_at = NULL,
-    updated_at = now()
+    updated_at = EXCLUDED.updated_at
 RETURNING {CARD_COLUMNS}, (xmax = 0) AS inserted
 """
 
