@@ -15,11 +15,11 @@ import subprocess
 from pathlib import Path
 
 from bench.seed import CARDS_PER_TENANT, WORDS, card_sql, tenant_sql
-from cards_api.db.pool import APP_ROLE
 from cards_api.db.queries import cards as cards_q
 from cards_api.db.queries import idempotency as idempotency_q
 from cards_api.db.queries import usage as usage_q
 from cards_api.db.queries.tenancy import SET_TENANT
+from cards_api.db.roles import Roles, login_url
 
 CLIENTS = 8
 
@@ -116,7 +116,7 @@ def scripts(tenants: int) -> dict[str, str]:
 
 
 def pgbench_tps(pgbench: Path, dsn: str, script: Path, seconds: float) -> float:
-    env = {**os.environ, "PGOPTIONS": f"-c role={APP_ROLE}"}
+    env = dict(os.environ)
     result = subprocess.run(
         [
             str(pgbench), "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", "2",
@@ -148,7 +148,9 @@ def db_limits(
             continue
         path = workdir / f"pgbench-{op}.sql"
         path.write_text(text)
-        runs = [pgbench_tps(pgbench, dsn, path, seconds) for _ in range(reps)]
+        # As the API's own login role, bound by row-level security like every request.
+        app_dsn = login_url(dsn, Roles.for_database(dsn).app, None)
+        runs = [pgbench_tps(pgbench, app_dsn, path, seconds) for _ in range(reps)]
         limits[op] = statistics.median(runs)
         print(
             f"  db limit {op}: {limits[op]:,.0f} tps (runs: {', '.join(f'{r:,.0f}' for r in runs)})"

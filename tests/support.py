@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from cards_api import auth
 from cards_api.app import create_app
 from cards_api.auth import Scope
+from cards_api.db.roles import Roles, login_url
 from cards_api.settings import AuthMode, Settings
 
 API_KEY = AuthMode.API_KEY
@@ -67,6 +68,16 @@ async def until_listening(app: FastAPI) -> None:
     if app.state.settings.auth_mode is API_KEY:
         async with asyncio.timeout(10):
             await app.state.guards.keys.wait_listening()
+
+
+def app_role(database_url: str) -> str:
+    """The app role of the deployment the tests migrate (named after the database)."""
+    return Roles.for_database(database_url).app
+
+
+async def connect_as_app(database_url: str) -> asyncpg.Connection:
+    """A connection logged in as the API's own role, as the pool logs in."""
+    return await asyncpg.connect(login_url(database_url, app_role(database_url), None))
 
 
 async def issue_key(pool: asyncpg.Pool, tenant_id: UUID, scopes: set[Scope] | None = None) -> str:

@@ -29,7 +29,7 @@ from cards_api import auth
 from cards_api.auth import KeyInfo, Scope
 from cards_api.db import migrate as migrations
 from cards_api.db.location import Database, open_database
-from cards_api.db.pool import ADMIN_ROLE, connect
+from cards_api.db.pool import connect
 from cards_api.db.queries.schema import current_revision
 from cards_api.demo import ensure_demo_tenant
 from cards_api.logs import configure_logging
@@ -78,9 +78,9 @@ def _open(settings: Settings) -> Database:
         return open_database(settings)
 
 
-def _migrate(database: Database) -> None:
+def _migrate(database: Database, settings: Settings) -> None:
     with _database_errors():
-        migrations.upgrade(database.dsn)
+        migrations.upgrade(database.dsn, settings.roles(database.dsn), settings.app_password())
 
 
 @app.command()
@@ -93,7 +93,7 @@ def serve(
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     database = _open(settings)
-    _migrate(database)
+    _migrate(database, settings)
     if database.embedded is not None:
         with _database_errors():
             demo = ensure_demo_tenant(settings.data_dir, database.dsn, settings)
@@ -169,7 +169,7 @@ def migrate() -> None:
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     database = _open(settings)
-    _migrate(database)
+    _migrate(database, settings)
     typer.echo(f"database schema at revision {migrations.SCHEMA_HEAD}")
 
 
@@ -177,10 +177,10 @@ def _run_admin(settings: Settings, work: Callable[[asyncpg.Connection], Awaitabl
     """Run `work` on a connection as the key-admin role, with the schema up to date."""
     database = _open(settings)
     if database.embedded is not None:
-        _migrate(database)
+        _migrate(database, settings)
 
     async def run() -> T:
-        conn = await connect(database.dsn, settings, role=ADMIN_ROLE)
+        conn = await connect(database.dsn, settings, role=settings.roles(database.dsn).admin)
         try:
             if (await current_revision(conn)) != migrations.SCHEMA_HEAD:
                 _fail("the database schema is not up to date; run `cards-api migrate` first")

@@ -10,7 +10,7 @@ from pathlib import Path
 from uuid import UUID
 
 from cards_api import auth
-from cards_api.db.pool import ADMIN_ROLE, connect
+from cards_api.db.pool import connect
 from cards_api.settings import Settings
 
 MARKER = "demo-tenant.json"
@@ -23,7 +23,7 @@ class DemoTenant:
 
 
 async def _issue(dsn: str, settings: Settings, tenant_id: UUID) -> str:
-    conn = await connect(dsn, settings, role=ADMIN_ROLE)
+    conn = await connect(dsn, settings, role=settings.roles(dsn).admin)
     try:
         issued = await auth.issue_key(
             conn, tenant_id=tenant_id, scopes=set(auth.ALL_SCOPES), name="demo"

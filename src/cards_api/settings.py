@@ -16,6 +16,8 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cards_api.db.roles import PREFIX_PATTERN, Roles
+
 
 class AuthMode(StrEnum):
     """How a request proves which tenant it acts for."""
@@ -71,6 +73,10 @@ class Settings(BaseSettings):
     lock_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
     # A request's headers, then its body, must each arrive within this many seconds (408).
     request_read_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Database roles of this deployment: <prefix>_app, _admin, _maintenance (default: cards_<db>).
+    db_role_prefix: Annotated[str | None, Field(pattern=PREFIX_PATTERN)] = None
+    # The API logs in as <prefix>_app; `migrate` sets this as its password (none: trust/peer).
+    database_app_password: SecretStr | None = None
     # Bearer token a scraper must send to /metrics; unset: /metrics answers loopback clients only.
     metrics_token: Annotated[SecretStr | None, Field(min_length=16)] = None
 
@@ -82,6 +88,14 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql:// or postgres://")
         return value
+
+    def roles(self, dsn: str) -> Roles:
+        """This deployment's database roles, for the database at `dsn`."""
+        return Roles.for_database(dsn, self.db_role_prefix)
+
+    def app_password(self) -> str | None:
+        secret = self.database_app_password
+        return secret.get_secret_value() if secret is not None else None
 
     @field_validator("log_level", mode="before")
     @classmethod

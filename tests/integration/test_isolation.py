@@ -10,9 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from cards_api.db.pool import APP_ROLE
 from cards_api.db.queries.tenancy import SET_TENANT
-from tests.support import Tenant, card
+from tests.support import Tenant, app_role, card, connect_as_app
 
 TENANT_TABLES = ["cards", "card_versions", "card_usage", "idempotency_records", "api_keys"]
 
@@ -117,7 +116,7 @@ async def test_the_same_external_ref_in_two_tenants_makes_two_cards(
 
 
 async def _app_connection(database_url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(database_url, server_settings={"role": APP_ROLE})
+    return await connect_as_app(database_url)
 
 
 async def test_the_app_role_with_no_tenant_set_sees_no_rows(
@@ -135,7 +134,7 @@ async def test_the_app_role_with_no_tenant_set_sees_no_rows(
 
     conn = await _app_connection(database_url)
     try:
-        assert await conn.fetchval("SELECT current_user") == APP_ROLE
+        assert await conn.fetchval("SELECT current_user") == app_role(database_url)
         for table in TENANT_TABLES:
             assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
         async with conn.transaction():
@@ -167,7 +166,10 @@ async def test_the_database_refuses_a_row_for_another_tenant(
         await conn.close()
 
 
-async def test_the_app_role_owns_nothing_and_cannot_bypass_rls(owner_pool: asyncpg.Pool) -> None:
+async def test_the_app_role_owns_nothing_and_cannot_bypass_rls(
+    owner_pool: asyncpg.Pool, database_url: str
+) -> None:
+    APP_ROLE = app_role(database_url)
     async with owner_pool.acquire() as conn:
         role = await conn.fetchrow(
             "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = $1", APP_ROLE

@@ -112,7 +112,7 @@ async def test_every_pooled_connection_has_statement_and_lock_timeouts(app: Fast
         role = await conn.fetchval("SELECT current_user")
     assert statement == f"{settings.statement_timeout_ms // 1000}s"
     assert lock == f"{settings.lock_timeout_ms // 1000}s"
-    assert role == "cards_app"
+    assert role == settings.roles(settings.database_url or "").app
 
 
 async def test_a_query_over_the_statement_timeout_is_cancelled(app: FastAPI) -> None:

@@ -14,11 +14,10 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from cards_api.db.pool import APP_ROLE
 from cards_api.db.queries.tenancy import begin_for_tenant
 from cards_api.domain import cards as cards_domain
 from cards_api.domain.schemas import BatchCreateRequest
-from tests.support import Tenant, card
+from tests.support import Tenant, card, connect_as_app
 
 CARDS = "/api/v1/cards"
 
@@ -62,7 +61,7 @@ async def test_a_slow_batch_never_lands_behind_a_listers_cursor(
     for title in ("P1", "P2"):
         assert (await _batch(client, tenant, title)).status_code == 201
 
-    slow = await asyncpg.connect(database_url, server_settings={"role": APP_ROLE})
+    slow = await connect_as_app(database_url)
     try:
         await begin_for_tenant(slow, tenant_id=tenant.id)
         result = await cards_domain.create_batch(

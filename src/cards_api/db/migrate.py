@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from cards_api.db.roles import Roles
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -16,7 +18,7 @@ SCRIPT_LOCATION = "cards_api.db:migrations"
 
 # The newest migration this build ships. `/ready` and the CLI compare the database against it;
 # a unit test keeps it equal to Alembic's own head, so adding a migration means updating it.
-SCHEMA_HEAD: Final = "0002"
+SCHEMA_HEAD: Final = "0003"
 
 
 def alembic_config(dsn: str | None = None) -> Config:
@@ -36,8 +38,23 @@ def alembic_head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def upgrade(dsn: str) -> None:
-    """Apply every pending migration. Blocking: call it before the event loop starts."""
+def upgrade(
+    dsn: str,
+    roles: Roles | None = None,
+    app_password: str | None = None,
+    *,
+    target: str = "head",
+) -> None:
+    """Apply every pending migration, as the owner in `dsn`. Blocking: call it before the event
+    loop starts.
+
+    `roles` are this deployment's (default: named after the database); with `app_password`, the
+    app role's login password is set to it, so the API can log in over a password-checked
+    connection.
+    """
     from alembic import command
 
-    command.upgrade(alembic_config(dsn), "head")
+    config = alembic_config(dsn)
+    config.attributes["roles"] = roles or Roles.for_database(dsn)
+    config.attributes["app_password"] = app_password
+    command.upgrade(config, target)

@@ -1,24 +1,22 @@
 """The asyncpg connection pool of one API process.
 
-Connections switch to the `cards_app` role at connect time (a startup parameter, which even
-`RESET ALL` keeps), so every query of the request path runs as a role that owns no table and
-is bound by row-level security. The tenant is set per transaction with `set_config(…, true)`,
-which PostgreSQL clears at commit or rollback; that is why the pool's default reset round trip
-on release is not needed and is skipped.
+The pool logs in as the deployment's app role (`cards_api.db.roles`): a role that owns no
+table, is bound by row-level security, and cannot become anything else, so no statement on a
+pooled connection (not `RESET ROLE`, not `set_config('role', …)`) reaches the owner's rights.
+The tenant is set per transaction with `set_config(…, true)`, which PostgreSQL clears at commit
+or rollback; that is why the pool's default reset round trip on release is not needed and is
+skipped.
 """
 
 from __future__ import annotations
 
 import asyncpg
 
+from cards_api.db.roles import login_url
 from cards_api.settings import Settings
 
-APP_ROLE = "cards_app"
-ADMIN_ROLE = "cards_admin"
-MAINTENANCE_ROLE = "cards_maintenance"
 
-
-def server_settings(settings: Settings, *, role: str | None) -> dict[str, str]:
+def server_settings(settings: Settings, *, role: str | None = None) -> dict[str, str]:
     values = {
         "application_name": "cards-api",
         "statement_timeout": str(settings.statement_timeout_ms),
@@ -36,12 +34,17 @@ async def _keep(_: asyncpg.Connection) -> None:
     """Release hook: transaction-local tenant settings need no session reset."""
 
 
-async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+def app_login_url(owner_dsn: str, settings: Settings) -> str:
+    """Where the API logs in: the owner's URL with the app role (and its password) instead."""
+    return login_url(owner_dsn, settings.roles(owner_dsn).app, settings.app_password())
+
+
+async def create_pool(owner_dsn: str, settings: Settings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn,
+        app_login_url(owner_dsn, settings),
         min_size=min(settings.pool_min_size, settings.pool_max_size),
         max_size=settings.pool_max_size,
-        server_settings=server_settings(settings, role=APP_ROLE),
+        server_settings=server_settings(settings),
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
         reset=_keep,
     )
@@ -49,8 +52,13 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
     return pool
 
 
-async def connect(dsn: str, settings: Settings, *, role: str | None) -> asyncpg.Connection:
-    """A single connection for CLI and maintenance work, as `role` (None: the URL's user)."""
+async def connect_app(owner_dsn: str, settings: Settings) -> asyncpg.Connection:
+    """A single connection logged in as the app role (the revocation listener's)."""
+    return await connect(app_login_url(owner_dsn, settings), settings)
+
+
+async def connect(dsn: str, settings: Settings, *, role: str | None = None) -> asyncpg.Connection:
+    """A single connection for CLI work, as `role` (None: the URL's user)."""
     return await asyncpg.connect(
         dsn,
         server_settings=server_settings(settings, role=role),

@@ -24,6 +24,12 @@ def _run(connection: Connection) -> None:
     with context.begin_transaction():
         connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
         context.run_migrations()
+        password = context.config.attributes.get("app_password")
+        if password is not None:
+            # On every migrate, so that changing CARDS_DATABASE_APP_PASSWORD takes effect.
+            role = context.config.attributes["roles"].app
+            literal = "'" + password.replace("'", "''") + "'"
+            connection.execute(text(f"ALTER ROLE {role} LOGIN PASSWORD {literal}"))
 
 
 async def _main(dsn: str) -> None:

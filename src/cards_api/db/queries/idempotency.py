@@ -55,18 +55,6 @@ async def complete(
 
 
 async def purge_expired(conn: Connection, *, batch: int) -> int:
-    """Delete up to `batch` expired records of any tenant (maintenance role only)."""
-    deleted = await conn.fetchval(
-        """
-        WITH gone AS (
-            DELETE FROM idempotency_records
-            WHERE (tenant_id, key) IN (
-                SELECT tenant_id, key FROM idempotency_records WHERE expires_at < now() LIMIT $1
-            )
-            RETURNING 1
-        )
-        SELECT count(*) FROM gone
-        """,
-        batch,
-    )
+    """Delete up to `batch` expired records of any tenant (a SECURITY DEFINER function)."""
+    deleted = await conn.fetchval("SELECT cards_purge_expired_idempotency($1)", batch)
     return int(deleted or 0)

@@ -8,11 +8,12 @@ Rules this schema keeps (see docs/database.md):
 
 - `tenant_id` leads every primary key, unique constraint, foreign key and index on tenant data,
   so the schema stays valid for Citus with `tenant_id` as the distribution column.
-- Row-level security is enabled and FORCE'd on every tenant table. The API runs as `cards_app`,
-  which owns nothing and cannot bypass RLS; it sees only rows of the tenant set for the current
-  transaction (`set_config('cards.tenant_id', …, true)`), and none when no tenant is set.
-- Two narrower roles exist for work that is not tenant-scoped: `cards_admin` manages API keys
-  (the `keys` CLI) and `cards_maintenance` deletes expired idempotency records.
+- Row-level security is enabled and FORCE'd on every tenant table: a role that is bound by it
+  sees only rows of the tenant set for the current transaction
+  (`set_config('cards.tenant_id', …, true)`), and none when no tenant is set.
+- The roles and their grants are made by revision 0003, per deployment (`cards_api.db.roles`).
+  This revision created fixed, cluster-wide role names until 0003 replaced them; databases
+  migrated before that have 0003 move the grants and drop those roles' rights.
 """
 
 from collections.abc import Sequence
@@ -35,24 +36,10 @@ CARD_TYPES = (
     "example",
 )
 TENANT_TABLES = ("cards", "card_versions", "card_usage", "idempotency_records", "api_keys")
-ROLES = ("cards_app", "cards_admin", "cards_maintenance")
 
 _card_types_sql = ", ".join(f"'{t}'" for t in CARD_TYPES)
 
 UPGRADE = [
-    # Roles are cluster-wide: create them once, whichever database asks first.
-    *(
-        f"""
-        DO $$ BEGIN
-            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
-                CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-            END IF;
-        END $$
-        """
-        for role in ROLES
-    ),
-    # The migrating user connects once and switches to these roles (SET ROLE).
-    *(f"GRANT {role} TO CURRENT_USER" for role in ROLES),
     # GIN indexes that lead with tenant_id need btree operator classes for uuid.
     "CREATE EXTENSION IF NOT EXISTS btree_gin",
     """
@@ -220,19 +207,6 @@ UPGRADE = [
         """
         for table in TENANT_TABLES
     ),
-    "CREATE POLICY api_keys_admin ON api_keys TO cards_admin USING (true) WITH CHECK (true)",
-    """
-    CREATE POLICY idempotency_records_purge ON idempotency_records TO cards_maintenance
-        USING (expires_at < now())
-    """,
-    "GRANT USAGE ON SCHEMA public TO cards_app, cards_admin, cards_maintenance",
-    "GRANT SELECT, INSERT, UPDATE ON cards TO cards_app",
-    "GRANT SELECT, INSERT ON card_versions, card_usage TO cards_app",
-    "GRANT SELECT, INSERT, UPDATE ON idempotency_records TO cards_app",
-    "GRANT SELECT ON api_keys TO cards_app",
-    "GRANT SELECT ON alembic_version TO cards_app, cards_admin",
-    "GRANT SELECT, INSERT, UPDATE ON api_keys TO cards_admin",
-    "GRANT SELECT, DELETE ON idempotency_records TO cards_maintenance",
 ]
 
 DOWNGRADE = [
