@@ -258,15 +258,15 @@ async def test_a_database_migrated_with_the_old_shared_roles_moves_off_them(
     finally:
         await legacy.close()
     await asyncio.to_thread(migrate.upgrade, dsn)
-    conn = await asyncpg.connect(dsn)
+    check = await asyncpg.connect(dsn)
     try:
         for role, table in (("cards_app", "cards"), ("cards_admin", "api_keys")):
-            assert not await conn.fetchval(
+            assert not await check.fetchval(
                 "SELECT has_table_privilege($1, $2, 'SELECT')", role, table
             )
-        policy = await conn.fetchval(
+        policy = await check.fetchval(
             "SELECT roles::text FROM pg_policies WHERE policyname = 'api_keys_admin'"
         )
         assert policy == "{" + Roles.for_database(dsn).admin + "}"
     finally:
-        await conn.close()
+        await check.close()
