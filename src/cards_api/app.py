@@ -15,7 +15,7 @@ from cards_api.api import cards, health, usage
 from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
-from cards_api.db.pool import connect_app, create_pool
+from cards_api.db.pool import connect_listener, create_pool
 from cards_api.errors import install_error_handlers
 from cards_api.keycache import KeyCache, listen_for_revocations
 from cards_api.logs import configure_logging
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auth_mode is AuthMode.API_KEY:
             background.append(
                 asyncio.create_task(
-                    listen_for_revocations(lambda: connect_app(dsn, settings), keys)
+                    listen_for_revocations(lambda: connect_listener(dsn, settings), keys)
                 )
             )
         if settings.auth_mode is AuthMode.HEADER:

@@ -9,6 +9,7 @@
 | `cards_idempotency_replays_total` | counter | none |
 | `cards_api_database_ready` | gauge | none: 1 when the scrape reached a migrated database |
 | `cards_api_client_disconnects_total` | counter | none: clients gone before their body came |
+| `cards_api_revocation_listener_up` | gauge | none: the answering process listens for revocations |
 
 The seed named the usage histogram `cards_usage_write_duration_ms`; Prometheus wants base units
 (and `promtool check metrics` rejects `_ms`), so it is exposed in seconds.
@@ -139,7 +140,22 @@ class _DatabaseReady(Collector):
         )
 
 
-def render(*, database_ready: bool) -> tuple[bytes, str]:
+class _ListenerUp(Collector):
+    """The answering worker's revocation listener: 1 connected, 0 down (keys are then looked up
+    on every request instead of cached)."""
+
+    def __init__(self, up: bool) -> None:
+        self.up = up
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "cards_api_revocation_listener_up",
+            "1 when the answering process listens for key revocations (else it caches no keys).",
+            value=1.0 if self.up else 0.0,
+        )
+
+
+def render(*, database_ready: bool, listener_up: bool) -> tuple[bytes, str]:
     """The exposition text: the sums over every worker in multiprocess mode."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get(MULTIPROC_ENV):
@@ -147,6 +163,7 @@ def render(*, database_ready: bool) -> tuple[bytes, str]:
     else:
         registry.register(_RegistryView())
     registry.register(_DatabaseReady(database_ready))
+    registry.register(_ListenerUp(listener_up))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

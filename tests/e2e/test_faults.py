@@ -168,11 +168,19 @@ async def test_a_worker_killed_mid_batch_leaves_no_partial_batch(
     port = int(server.base_url.rsplit(":", 1)[1])
 
     def workers() -> list[psutil.Process]:
-        return [
-            child
-            for child in psutil.Process(server.process.pid).children()
-            if "spawn_main" in " ".join(child.cmdline())  # not multiprocessing's resource tracker
-        ]
+        """Live worker processes. A killed worker stays a zombie until the supervisor reaps
+        it, and a zombie has no command line to read: it is no worker, not an error."""
+        found = []
+        for child in psutil.Process(server.process.pid).children():
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                # Not multiprocessing's resource tracker:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.NoSuchProcess:  # ZombieProcess included: it died as we looked
+                continue
+        return found
 
     def serving(worker: psutil.Process) -> bool:
         try:

@@ -123,3 +123,28 @@ async def test_a_query_over_the_statement_timeout_is_cancelled(app: FastAPI) -> 
                 await conn.execute("SELECT pg_sleep(2)")
         finally:
             await conn.execute("RESET statement_timeout")
+
+
+async def test_a_request_over_the_statement_timeout_is_a_503_problem(
+    settings: Settings, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    update = {"statement_timeout_ms": 300, "lock_timeout_ms": 10_000}
+    async with client_for(settings.model_copy(update=update)) as http:
+        created = await http.post(
+            "/api/v1/cards/batch", json={"cards": [card()]}, headers=tenant.headers()
+        )
+        card_id = created.json()["cards"][0]["id"]
+        # Another transaction holds the card's row: the PATCH waits until its statement times out.
+        async with owner_pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("SELECT 1 FROM cards WHERE tenant_id = $1 FOR UPDATE", tenant.id)
+            response = await http.patch(
+                f"/api/v1/cards/{card_id}", json={"title": "Too slow"}, headers=tenant.headers()
+            )
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["Retry-After"] == "1"
+        assert "database" in response.json()["detail"]
+        # Nothing was half-done, and the pool serves the next request.
+        again = await http.get(f"/api/v1/cards/{card_id}", headers=tenant.headers())
+        assert again.json()["title"] == "Acme Corp"
+        assert again.json()["version"] == 1

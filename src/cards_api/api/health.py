@@ -90,5 +90,6 @@ async def prometheus_metrics(request: Request) -> Response:
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         ready = False
-    body, content_type = metrics.render(database_ready=ready)
+    listening = request.app.state.guards.keys.listening
+    body, content_type = metrics.render(database_ready=ready, listener_up=listening)
     return Response(body, media_type=content_type)

@@ -15,10 +15,14 @@ import asyncpg
 from cards_api.db.roles import login_url
 from cards_api.settings import Settings
 
+LISTENER_APPLICATION_NAME = "cards-api-listener"
 
-def server_settings(settings: Settings, *, role: str | None = None) -> dict[str, str]:
+
+def server_settings(
+    settings: Settings, *, role: str | None = None, application_name: str = "cards-api"
+) -> dict[str, str]:
     values = {
-        "application_name": "cards-api",
+        "application_name": application_name,
         "statement_timeout": str(settings.statement_timeout_ms),
         "lock_timeout": str(settings.lock_timeout_ms),
         "idle_in_transaction_session_timeout": str(settings.statement_timeout_ms * 2),
@@ -52,9 +56,13 @@ async def create_pool(owner_dsn: str, settings: Settings) -> asyncpg.Pool:
     return pool
 
 
-async def connect_app(owner_dsn: str, settings: Settings) -> asyncpg.Connection:
-    """A single connection logged in as the app role (the revocation listener's)."""
-    return await connect(app_login_url(owner_dsn, settings), settings)
+async def connect_listener(owner_dsn: str, settings: Settings) -> asyncpg.Connection:
+    """The revocation listener's connection: the app role, named apart in pg_stat_activity."""
+    return await asyncpg.connect(
+        app_login_url(owner_dsn, settings),
+        server_settings=server_settings(settings, application_name=LISTENER_APPLICATION_NAME),
+        command_timeout=settings.statement_timeout_ms / 1000 + 5,
+    )
 
 
 async def connect(dsn: str, settings: Settings, *, role: str | None = None) -> asyncpg.Connection:
