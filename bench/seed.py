@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from cards_api import auth
+from cards_api.db.queries.keys import key_tag_secret
 from cards_api.domain.schemas import CardType
 
 WORDS = [
@@ -76,7 +77,8 @@ async def seed(dsn: str, *, tenants: int, out: Path) -> None:
             records=rows,
             columns=["tenant_id", "id", "card_type", "title", "content", "tags"],
         )
-        keys = {i: auth.generate_key(tenant_uuid(i)) for i in range(1, tenants + 1)}
+        secret = await key_tag_secret(conn)
+        keys = {i: auth.generate_key(tenant_uuid(i), secret) for i in range(1, tenants + 1)}
         await conn.copy_records_to_table(
             "api_keys",
             records=[

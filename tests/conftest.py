@@ -16,6 +16,7 @@ import pytest
 
 from cards_api.db import migrate
 from cards_api.db.embedded import start_embedded
+from cards_api.db.queries.keys import key_tag_secret
 from cards_api.settings import Settings
 from tests.support import Tenant, issue_tenant
 
@@ -48,6 +49,13 @@ async def owner_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def key_secret(owner_pool: asyncpg.Pool) -> bytes:
+    """The test deployment's key-tag secret, to make well-formed keys it never issued."""
+    async with owner_pool.acquire() as conn:
+        return await key_tag_secret(conn)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
 from cards_api.db.pool import connect_listener, create_pool
+from cards_api.db.queries.keys import key_tag_secret
 from cards_api.errors import install_error_handlers
 from cards_api.keycache import KeyCache, listen_for_revocations
 from cards_api.logs import configure_logging
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dsn = settings.database_url or start_embedded(settings.data_dir).dsn
         pool = await create_pool(dsn, settings)
         app.state.pool = pool
+        async with pool.acquire() as conn:
+            guards.key_secret = await key_tag_secret(conn)
         background = [
             asyncio.create_task(
                 idempotency.purge_forever(pool, every_seconds=IDEMPOTENCY_PURGE_EVERY_S)

@@ -1,13 +1,19 @@
 """API keys: their format, hashing, scopes, issuing and revoking.
 
-A key looks like `cards_<65 base62 chars><6 base62 chars>`:
+A key looks like `cards_<65 base62 chars><6 base62 chars><11 base62 chars>`:
 
 - the recognisable `cards_` prefix lets secret scanners (and people) spot a leaked key;
 - the body encodes the tenant id (16 bytes) and 32 random bytes (256 bits of secret), so the
   key can be looked up inside its tenant's row-level-security context, and a key presented
   with another tenant's `X-Tenant-ID` is told apart from an unknown one;
-- the last six characters are a CRC-32 of the body, so a mistyped or truncated key is refused
-  without a database round trip.
+- the next six characters are a CRC-32 of the body, so a mistyped or truncated key is refused
+  without a database round trip (as public token formats do);
+- the last eleven are a 64-bit HMAC-SHA256 tag of all that under the deployment's own secret
+  (table `deployment_secrets`), so a forged key, however well formed, is refused without a
+  database round trip too: its CRC anyone can compute, its tag only the deployment.
+
+Keys issued before tags existed (77 characters, no tag) keep working: they are checked by
+look-up, and failed look-ups are rate-limited per client address (`tenancy.authenticate`).
 
 Only the SHA-256 of the whole key is stored; the key itself is shown once, when issued.
 """
@@ -35,7 +41,10 @@ _SECRET_BYTES = 32
 _BODY_BYTES = 16 + _SECRET_BYTES
 _BODY_CHARS = 65  # ceil(log62(2 ** (8 * 48)))
 _CHECK_CHARS = 6  # ceil(log62(2 ** 32))
-KEY_LENGTH = len(KEY_PREFIX) + _BODY_CHARS + _CHECK_CHARS
+_TAG_BYTES = 8
+_TAG_CHARS = 11  # ceil(log62(2 ** 64))
+LEGACY_KEY_LENGTH = len(KEY_PREFIX) + _BODY_CHARS + _CHECK_CHARS
+KEY_LENGTH = LEGACY_KEY_LENGTH + _TAG_CHARS
 
 
 class Scope(StrEnum):
@@ -71,10 +80,17 @@ def _checksum(body: str) -> str:
     return _b62encode(zlib.crc32(body.encode("ascii")), _CHECK_CHARS)
 
 
-def generate_key(tenant_id: UUID) -> str:
+def _tag(untagged: str, secret: bytes) -> str:
+    digest = hmac.new(secret, untagged.encode("ascii"), hashlib.sha256).digest()
+    return _b62encode(int.from_bytes(digest[:_TAG_BYTES], "big"), _TAG_CHARS)
+
+
+def generate_key(tenant_id: UUID, secret: bytes) -> str:
+    """A new key for `tenant_id`, tagged under the deployment's `secret`."""
     raw = tenant_id.bytes + secrets.token_bytes(_SECRET_BYTES)
     body = _b62encode(int.from_bytes(raw, "big"), _BODY_CHARS)
-    return f"{KEY_PREFIX}{body}{_checksum(body)}"
+    untagged = f"{KEY_PREFIX}{body}{_checksum(body)}"
+    return untagged + _tag(untagged, secret)
 
 
 def hash_key(key: str) -> bytes:
@@ -87,12 +103,19 @@ class ParsedKey:
     key_hash: bytes
 
 
-def parse_key(key: str) -> ParsedKey | None:
-    """The tenant and hash of a well-formed key; None for anything else."""
-    if len(key) != KEY_LENGTH or not key.startswith(KEY_PREFIX):
+def parse_key(key: str, secret: bytes) -> ParsedKey | None:
+    """The tenant and hash of a well-formed key whose tag `secret` confirms (or of a legacy,
+    untagged key); None for anything else. No I/O."""
+    if len(key) == KEY_LENGTH:
+        untagged = key[:LEGACY_KEY_LENGTH]
+        if not hmac.compare_digest(_tag(untagged, secret), key[LEGACY_KEY_LENGTH:]):
+            return None
+    elif len(key) != LEGACY_KEY_LENGTH:
+        return None
+    if not key.startswith(KEY_PREFIX):
         return None
     body = key[len(KEY_PREFIX) : len(KEY_PREFIX) + _BODY_CHARS]
-    check = key[len(KEY_PREFIX) + _BODY_CHARS :]
+    check = key[len(KEY_PREFIX) + _BODY_CHARS : LEGACY_KEY_LENGTH]
     value = _b62decode(body)
     if value is None or value >= 1 << (8 * _BODY_BYTES):
         return None
@@ -146,7 +169,7 @@ def _ordered(scopes: frozenset[Scope] | set[Scope]) -> list[str]:
 async def issue_key(
     conn: Connection, *, tenant_id: UUID, scopes: set[Scope], name: str
 ) -> IssuedKey:
-    key = generate_key(tenant_id)
+    key = generate_key(tenant_id, await keys_q.key_tag_secret(conn))
     row = await keys_q.insert_key(
         conn,
         tenant_id=tenant_id,

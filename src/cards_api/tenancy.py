@@ -75,7 +75,7 @@ def read_claim(headers: Headers, mode: AuthMode) -> Claim:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Guards:
     """What authentication consults besides the database, one of each per process."""
 
@@ -84,6 +84,8 @@ class Guards:
     """Requests per key (per tenant in header mode)."""
     failures: RateLimiter
     """Failed authentications per client address."""
+    key_secret: bytes = b""
+    """The deployment's key-tag secret, read from the database at start-up."""
 
 
 async def authenticate(
@@ -108,7 +110,7 @@ async def authenticate(
     verified = guards.keys.get(claim.key_hash)
     if verified is None:
         guards.failures.check(client)
-        verified = await _look_up(claim.key, pool, guards.keys, acquire_timeout)
+        verified = await _look_up(claim.key, pool, guards, acquire_timeout)
         if verified is None:
             guards.failures.spend(client)
             raise Unauthorized(INVALID_KEY)
@@ -120,11 +122,12 @@ async def authenticate(
 
 
 async def _look_up(
-    key: str, pool: asyncpg.Pool, keys: KeyCache, acquire_timeout: float
+    key: str, pool: asyncpg.Pool, guards: Guards, acquire_timeout: float
 ) -> VerifiedKey | None:
-    parsed = auth.parse_key(key)
-    if parsed is None:  # malformed, or its checksum is wrong: no database work
+    parsed = auth.parse_key(key, guards.key_secret)
+    if parsed is None:  # malformed, mistyped or forged (wrong tag): no database work
         return None
+    keys = guards.keys
     generation = keys.generation
     async with pool.acquire(timeout=acquire_timeout) as conn:
         # The key is looked up inside its own tenant's row-level-security context.

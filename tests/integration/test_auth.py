@@ -100,18 +100,20 @@ def _tamper(key: str) -> str:
 @pytest.mark.parametrize(
     "make_key",
     [
-        lambda t: auth.generate_key(t.id),  # well formed, never issued
-        lambda t: _tamper(t.key),  # checksum broken
-        lambda t: t.key[:-3],  # truncated
-        lambda t: "sk_live_" + t.key[6:],  # foreign prefix
-        lambda t: "",
+        lambda t, secret: auth.generate_key(t.id, secret),  # well formed, never issued
+        lambda t, secret: auth.generate_key(t.id, b"not this deployment's secret")[:-1] + "x",
+        lambda t, _: _tamper(t.key),  # tag broken
+        lambda t, _: t.key[:-3],  # truncated
+        lambda t, _: "sk_live_" + t.key[6:],  # foreign prefix
+        lambda t, _: "",
     ],
-    ids=["unknown", "bad-checksum", "truncated", "wrong-prefix", "empty"],
+    ids=["unknown", "forged", "bad-tag", "truncated", "wrong-prefix", "empty"],
 )
 async def test_invalid_keys_get_the_same_401(
-    client: httpx.AsyncClient, tenant: Tenant, make_key: Any
+    client: httpx.AsyncClient, tenant: Tenant, make_key: Any, key_secret: bytes
 ) -> None:
-    headers = {"Authorization": f"Bearer {make_key(tenant)}", "X-Tenant-ID": str(tenant.id)}
+    key = make_key(tenant, key_secret)
+    headers = {"Authorization": f"Bearer {key}", "X-Tenant-ID": str(tenant.id)}
     response = await client.get("/api/v1/cards", headers=headers)
     assert response.status_code == 401
     assert response.json()["detail"] == "the API key is invalid or revoked"

@@ -8,13 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 
 from cards_api import auth
 from cards_api.settings import Settings
 from tests.integration.test_metrics import scrape
-from tests.support import Tenant, card, client_for
+from tests.support import Tenant, card, client_for, issue_tenant
 
 SUMMARY = "/api/v1/usage/summary"
 RETRIEVE = "/api/v1/cards/retrieve"
@@ -117,8 +118,10 @@ async def test_non_ascii_digits_in_if_match_are_400(
 # --- the documented order: 401 (key) → 400 (X-Tenant-ID) → 429 → 403 (tenant, scope) ---------
 
 
-async def test_an_invalid_key_without_a_tenant_header_is_401(client: httpx.AsyncClient) -> None:
-    for key in ("nonsense", auth.generate_key(uuid.uuid4())):
+async def test_an_invalid_key_without_a_tenant_header_is_401(
+    client: httpx.AsyncClient, key_secret: bytes
+) -> None:
+    for key in ("nonsense", auth.generate_key(uuid.uuid4(), key_secret)):
         response = await client.get("/api/v1/cards", headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 401
 
@@ -149,12 +152,10 @@ async def test_an_invalid_key_with_a_bad_body_is_401_not_422(client: httpx.Async
 
 
 async def test_scope_is_checked_after_the_tenant(
-    client: httpx.AsyncClient, other_tenant: Tenant, owner_pool: object
+    client: httpx.AsyncClient, other_tenant: Tenant, owner_pool: asyncpg.Pool
 ) -> None:
     # A read-only key of one tenant, naming another tenant, writing: the tenant check wins.
-    from tests.support import issue_tenant
-
-    reader = await issue_tenant(owner_pool, {auth.Scope.CARDS_READ})  # type: ignore[arg-type]
+    reader = await issue_tenant(owner_pool, {auth.Scope.CARDS_READ})
     response = await client.post(
         "/api/v1/cards/batch",
         json={"cards": [card()]},
@@ -180,11 +181,11 @@ async def guarded_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
 
 
 async def test_an_address_that_keeps_failing_is_refused_before_any_look_up(
-    guarded_client: httpx.AsyncClient, tenant: Tenant
+    guarded_client: httpx.AsyncClient, tenant: Tenant, key_secret: bytes
 ) -> None:
     # A key verified earlier (and so cached) is not held back by its address's failures.
     assert (await guarded_client.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
-    forged = {"Authorization": f"Bearer {auth.generate_key(tenant.id)}"}
+    forged = {"Authorization": f"Bearer {auth.generate_key(tenant.id, key_secret)}"}
     forged["X-Tenant-ID"] = str(tenant.id)
     statuses = [
         (await guarded_client.get("/api/v1/cards", headers=forged)).status_code for _ in range(8)
@@ -224,3 +225,25 @@ async def test_the_summary_returns_the_largest_groups_and_says_when_it_cut(
     assert everything["truncated"] is False
     too_many = await client.get(SUMMARY, params={"limit": "1001"}, headers=tenant.headers())
     assert too_many.status_code == 422
+
+
+async def test_a_forged_key_is_refused_without_a_database_look_up(
+    settings: Settings, tenant: Tenant, owner_pool: asyncpg.Pool, key_secret: bytes
+) -> None:
+    """With `api_keys` locked, any look-up waits for the lock and ends in a 503: the forged
+    key's immediate 401 shows none was made. A legacy (untagged) key still is looked up."""
+    tagged_elsewhere = auth.generate_key(tenant.id, b"some other deployment's secret!!")
+    legacy_format = auth.generate_key(tenant.id, key_secret)[: auth.LEGACY_KEY_LENGTH]
+    fast_lock_timeout = settings.model_copy(update={"lock_timeout_ms": 200})
+    async with (
+        client_for(fast_lock_timeout) as http,
+        owner_pool.acquire() as blocker,
+        blocker.transaction(),
+    ):
+        await blocker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+        for key, status in ((tagged_elsewhere, 401), (legacy_format, 503)):
+            response = await http.get(
+                "/api/v1/cards",
+                headers={"Authorization": f"Bearer {key}", "X-Tenant-ID": str(tenant.id)},
+            )
+            assert response.status_code == status

@@ -71,3 +71,11 @@ async def find_active_key(
     conn: Connection, *, tenant_id: UUID, key_hash: bytes
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(FIND_ACTIVE_KEY, tenant_id, key_hash)
+
+
+async def key_tag_secret(conn: Connection) -> bytes:
+    """The deployment's secret for key tags (app and admin roles may read it)."""
+    value = await conn.fetchval("SELECT value FROM deployment_secrets WHERE name = 'key_tag'")
+    if value is None:
+        raise RuntimeError("the database has no key_tag secret; run `cards-api migrate`")
+    return bytes(value)
