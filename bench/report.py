@@ -43,10 +43,21 @@ def _wrk_version() -> str:
     return (out.stdout or out.stderr).split("[")[0].strip()
 
 
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+def source() -> dict[str, Any]:
+    """Which code was measured: the commit, and whether the tree differed from it."""
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain"))}
+
+
 def document(results: dict[str, dict[str, float]], **run: Any) -> dict[str, Any]:
     peer_versions = run.pop("peer_versions")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "source": source(),
         "machine": {
             "cores": os.cpu_count(),
             "cpu_model": _cpu_model(),
@@ -78,8 +89,11 @@ def _check(ok: bool) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     machine = doc["machine"]
+    code = doc["source"]
+    commit = code["commit"][:10] + (" with uncommitted changes" if code["dirty"] else "")
     lines = [
-        f"Run of {doc['date']} on {machine['cores']} cores ({machine['cpu_model']}); "
+        f"Run of {doc['date']}, commit {commit}, on {machine['cores']} cores "
+        f"({machine['cpu_model']}); "
         f"{doc['run']['reps']} repetition(s) of {doc['run']['seconds']:.0f} s, medians; "
         f"{doc['run']['workers']} API workers. ✓/✗: the issue's target for that column.",
         "",
