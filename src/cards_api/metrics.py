@@ -126,33 +126,15 @@ def record_usage_event(card_type: str, workflow_type: str, tenant_id: UUID) -> N
     USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type, tenant_id)).inc()
 
 
-class _DatabaseReady(Collector):
-    """A gauge computed at scrape time (not stored), so it is right in multiprocess mode."""
+class _ScrapeGauge(Collector):
+    """A gauge computed when scraped (not stored), so that it is right in multiprocess mode:
+    it reports the state of the process answering the scrape."""
 
-    def __init__(self, ready: bool) -> None:
-        self.ready = ready
-
-    def collect(self) -> Iterable[Metric]:
-        yield GaugeMetricFamily(
-            "cards_api_database_ready",
-            "1 when the database answered this scrape and its schema is at this build's head.",
-            value=1.0 if self.ready else 0.0,
-        )
-
-
-class _ListenerUp(Collector):
-    """The answering worker's revocation listener: 1 connected, 0 down (keys are then looked up
-    on every request instead of cached)."""
-
-    def __init__(self, up: bool) -> None:
-        self.up = up
+    def __init__(self, name: str, documentation: str, value: bool) -> None:
+        self.name, self.documentation, self.value = name, documentation, value
 
     def collect(self) -> Iterable[Metric]:
-        yield GaugeMetricFamily(
-            "cards_api_revocation_listener_up",
-            "1 when the answering process listens for key revocations (else it caches no keys).",
-            value=1.0 if self.up else 0.0,
-        )
+        yield GaugeMetricFamily(self.name, self.documentation, value=1.0 if self.value else 0.0)
 
 
 def render(*, database_ready: bool, listener_up: bool) -> tuple[bytes, str]:
@@ -162,8 +144,20 @@ def render(*, database_ready: bool, listener_up: bool) -> tuple[bytes, str]:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_RegistryView())
-    registry.register(_DatabaseReady(database_ready))
-    registry.register(_ListenerUp(listener_up))
+    registry.register(
+        _ScrapeGauge(
+            "cards_api_database_ready",
+            "1 when the database answered this scrape and its schema is at this build's head.",
+            database_ready,
+        )
+    )
+    registry.register(
+        _ScrapeGauge(
+            "cards_api_revocation_listener_up",
+            "1 when the answering process listens for key revocations (else it caches no keys).",
+            listener_up,
+        )
+    )
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -84,9 +84,5 @@ class RateLimiter:
 
     def take(self, identity: bytes) -> None:
         """Spend one token of `identity`'s bucket, or raise RateLimited."""
-        if self.rate <= 0:
-            return
-        bucket = self._bucket(identity)
-        if bucket.tokens < 1:
-            raise RateLimited((1 - bucket.tokens) / self.rate, who=self.who)
-        bucket.tokens -= 1
+        self.check(identity)
+        self.spend(identity)

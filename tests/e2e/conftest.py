@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -55,6 +57,16 @@ class Server:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The server's log so far, one JSON object a line; any other line fails the test."""
+        lines = []
+        for raw in self.stderr().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                pytest.fail(f"a log line is not JSON: {raw!r}")
+        return lines
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:

@@ -15,7 +15,6 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
@@ -168,16 +167,6 @@ def test_headers_within_the_caps_are_served(server: Server) -> None:
     assert _status(response) == 200
 
 
-def _log_lines(server: Server) -> list[dict[str, Any]]:
-    lines = []
-    for raw in server.stderr().splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except ValueError:
-            continue
-    return lines
-
-
 def _metric(server: Server, name: str) -> float:
     text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
     total = 0.0
@@ -210,10 +199,10 @@ def test_a_client_hanging_up_mid_body_is_logged_as_a_disconnect(
         assert time.monotonic() < deadline, "the disconnect was never counted"
         time.sleep(0.05)
     assert _server_errors(server) == errors_before
-    logged = [line for line in _log_lines(server) if line.get("event") == "client_disconnected"]
+    logged = [line for line in server.log_lines() if line.get("event") == "client_disconnected"]
     assert logged
     assert all(line["level"] == "info" for line in logged)
-    assert not [line for line in _log_lines(server) if line.get("level") == "error"]
+    assert not [line for line in server.log_lines() if line.get("level") == "error"]
 
 
 def test_many_slow_clients_at_once_leave_the_pool_free(server: Server, database_url: str) -> None:

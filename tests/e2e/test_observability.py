@@ -3,7 +3,6 @@ every dashboard and alert expression evaluated, promtool on the exposition, and 
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -212,16 +211,6 @@ async def test_prometheus_scrapes_two_workers_and_every_expression_evaluates(
         prometheus.stop()
 
 
-def _log_lines(server: Server) -> list[dict[str, Any]]:
-    lines = []
-    for raw in server.stderr().splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except ValueError:
-            pytest.fail(f"a log line is not JSON: {raw!r}")
-    return lines
-
-
 async def test_logs_are_json_with_trace_ids_and_never_secrets(
     two_workers: Server, owner_pool: asyncpg.Pool
 ) -> None:
@@ -234,7 +223,7 @@ async def test_logs_are_json_with_trace_ids_and_never_secrets(
     assert denied.status_code == 401
     two_workers.stop()
 
-    lines = _log_lines(two_workers)
+    lines = two_workers.log_lines()
     requests = [line for line in lines if line.get("event") == "request"]
     by_trace = {line["trace_id"]: line for line in requests}
     usage_line = next(v for k, v in by_trace.items() if k.startswith("obs-usage-"))
