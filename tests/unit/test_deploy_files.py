@@ -10,11 +10,12 @@ from typing import Any
 
 import yaml
 
-from cards_api import cli, metrics
+from cards_api import metrics
+from cards_api.cli import serve
 from cards_api.settings import Settings
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
-PORT = inspect.signature(cli.serve).parameters["port"].default
+PORT = inspect.signature(serve.serve).parameters["port"].default
 
 
 def _yaml(name: str) -> Any:
