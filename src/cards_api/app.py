@@ -17,10 +17,10 @@ from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
 from cards_api.db.pool import connect_listener, create_pool
 from cards_api.db.queries.keys import key_tag_secret
-from cards_api.errors import install_error_handlers
 from cards_api.keycache import KeyCache, listen_for_revocations
 from cards_api.logs import configure_logging
 from cards_api.middleware import RequestContextMiddleware
+from cards_api.problems import install_error_handlers
 from cards_api.ratelimit import RateLimiter
 from cards_api.settings import AuthMode, Settings, get_settings
 from cards_api.tenancy import Guards

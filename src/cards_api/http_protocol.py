@@ -27,8 +27,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from cards_api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from cards_api.limits import MAX_HEADER_BYTES, MAX_HEADER_LINES
+from cards_api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from cards_api.settings import get_settings
 
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}

@@ -20,13 +20,9 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cards_api import metrics
-from cards_api.errors import (
-    PayloadTooLarge,
-    RequestTimeout,
-    internal_error_response,
-    problem_response,
-)
+from cards_api.errors import PayloadTooLarge, RequestTimeout
 from cards_api.limits import MAX_BODY_BYTES
+from cards_api.problems import internal_error_response, problem_response
 from cards_api.tracing import choose_trace_id, current_trace_id
 
 log = structlog.get_logger("cards_api.request")

@@ -13,24 +13,10 @@ gets a 429 before its next unknown key costs a database query.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
-from cards_api.errors import ProblemError
-
-
-class RateLimited(ProblemError):
-    status = 429
-    slug = "rate-limited"
-    title = "Too many requests"
-
-    def __init__(self, retry_after: float, *, who: str = "this API key") -> None:
-        seconds = max(1, math.ceil(retry_after))
-        super().__init__(
-            f"too many requests for {who}; retry in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
+from cards_api.errors import RateLimited
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from cards_api.domain.schemas import Problem
-from cards_api.errors import PROBLEM_MEDIA_TYPE
+from cards_api.problems import PROBLEM_MEDIA_TYPE
 
 _REF = "#/components/schemas/{model}"
 _BODY_MODELS: list[type[BaseModel]] = []
