@@ -21,13 +21,16 @@ import asyncio
 import hashlib
 import random
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 import orjson
 import structlog
+from starlette.responses import Response
 
+from cards_api import metrics
 from cards_api.db.queries import idempotency as records
 from cards_api.db.types import Connection
 from cards_api.errors import BadRequest, IdempotencyKeyReused, RequestInProgress
@@ -35,6 +38,7 @@ from cards_api.limits import MAX_IDEMPOTENCY_KEY_CHARS
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+JSON = "application/json"
 _KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}$")
 
 log = structlog.get_logger("cards_api.idempotency")
@@ -64,6 +68,69 @@ def fingerprint(method: str, path: str, body: bytes) -> bytes:
 class StoredResponse:
     status: int
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """A request that carries an Idempotency-Key: the key and the request's fingerprint."""
+
+    key: str
+    fingerprint: bytes
+
+
+def keyed(header: str | None, method: str, path: str, body: bytes) -> Keyed | None:
+    """The request's key and fingerprint (None without the header); a 400 for a bad key.
+
+    Called before the request's transaction begins: nothing here touches the database.
+    """
+    key = parse_key(header)
+    if key is None:
+        return None
+    return Keyed(key=key, fingerprint=fingerprint(method, path, body))
+
+
+async def respond_once(
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    request: Keyed | None,
+    ttl_seconds: int,
+    after_commit: list[Callable[[], None]],
+    produce: Callable[[], Awaitable[StoredResponse]],
+) -> Response:
+    """Run `produce` at most once per key, inside the caller's transaction, and answer.
+
+    Without a key, `produce` runs and its response is sent. With one: the key is claimed (or the
+    stored response replayed, `Idempotent-Replayed: true`), `produce` runs, and its response is
+    stored in the same transaction before it is sent (`Idempotent-Replayed: false`). Any route
+    becomes idempotent by wrapping its work in this one call.
+    """
+    if request is None:
+        result = await produce()
+        return Response(result.body, status_code=result.status, media_type=JSON)
+    stored = await begin(
+        conn,
+        tenant_id=tenant_id,
+        key=request.key,
+        fingerprint=request.fingerprint,
+        ttl_seconds=ttl_seconds,
+    )
+    if stored is not None:
+        after_commit.append(metrics.record_idempotent_replay)
+        return Response(
+            stored.body,
+            status_code=stored.status,
+            media_type=JSON,
+            headers={REPLAYED_HEADER: "true"},
+        )
+    result = await produce()
+    await finish(conn, tenant_id=tenant_id, key=request.key, response=result)
+    return Response(
+        result.body,
+        status_code=result.status,
+        media_type=JSON,
+        headers={REPLAYED_HEADER: "false"},
+    )
 
 
 async def begin(

@@ -1,4 +1,5 @@
-"""Every Prometheus metric of Cards API, defined once, and how `/metrics` is rendered.
+"""Every Prometheus metric of Cards API, defined once, recorded only through the functions here
+(`observe_request`, `record_usage`, …), and how `/metrics` is rendered.
 
 | Metric | Type | Labels |
 |---|---|---|
@@ -122,8 +123,21 @@ def observe_request(method: str, route: str | None, status: int, seconds: float)
     REQUEST_DURATION.labels(method, route).observe(seconds)
 
 
-def record_usage_event(card_type: str, workflow_type: str, tenant_id: UUID) -> None:
-    USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type, tenant_id)).inc()
+def record_usage(
+    *, card_type: str, workflow_type: str, tenant_id: UUID, recorded: bool, seconds: float
+) -> None:
+    """A committed usage call: its transaction's time, and the event if it recorded one."""
+    USAGE_WRITE_DURATION.observe(seconds)
+    if recorded:
+        USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type, tenant_id)).inc()
+
+
+def record_idempotent_replay() -> None:
+    IDEMPOTENCY_REPLAYS.inc()
+
+
+def record_client_disconnect() -> None:
+    CLIENT_DISCONNECTS.inc()
 
 
 class _ScrapeGauge(Collector):

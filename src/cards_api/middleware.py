@@ -107,7 +107,7 @@ class RequestContextMiddleware:
             route: str | None = getattr(scope.get("route"), "path", None)
             state: dict[str, Any] = scope.get("state") or {}
             if disconnected:
-                metrics.CLIENT_DISCONNECTS.inc()
+                metrics.record_client_disconnect()
                 log.info(
                     "client_disconnected",
                     method=scope["method"],

@@ -38,15 +38,16 @@ async def _server_errors(client: httpx.AsyncClient) -> float:
         {"since": "0001-01-01T00:00:00+05:00", "until": "9999-12-31T23:59:59-05:00"},
     ],
 )
-async def test_instants_outside_utc_are_422_even_before_authentication(
+async def test_instants_outside_utc_are_422_after_authentication(
     client: httpx.AsyncClient, tenant: Tenant, params: dict[str, str]
 ) -> None:
     before = await _server_errors(client)
-    for headers in (tenant.headers(), {}):
-        response = await client.get(SUMMARY, params=params, headers=headers)
-        assert response.status_code == 422, response.text
-        assert response.headers["content-type"] == "application/problem+json"
-        assert "range" in response.json()["detail"]
+    response = await client.get(SUMMARY, params=params, headers=tenant.headers())
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "range" in response.json()["detail"]
+    # Without a key the caller learns nothing about its parameters.
+    assert (await client.get(SUMMARY, params=params)).status_code == 401
     assert await _server_errors(client) == before
 
 
@@ -115,7 +116,7 @@ async def test_non_ascii_digits_in_if_match_are_400(
     assert still.json()["version"] == 1
 
 
-# --- the documented order: 401 (key) → 400 (X-Tenant-ID) → 429 → 403 (tenant, scope) ---------
+# --- the documented order: 401 (key) → 400 (X-Tenant-ID) → 429 → 403 (tenant, scope) → 422 ---
 
 
 async def test_an_invalid_key_without_a_tenant_header_is_401(
@@ -247,3 +248,15 @@ async def test_a_forged_key_is_refused_without_a_database_look_up(
                 headers={"Authorization": f"Bearer {key}", "X-Tenant-ID": str(tenant.id)},
             )
             assert response.status_code == status
+
+
+async def test_a_malformed_path_or_query_is_checked_after_the_key(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    assert (await client.get("/api/v1/cards/not-a-uuid")).status_code == 401
+    assert (await client.get("/api/v1/cards", params={"limit": "1000"})).status_code == 401
+    authed = await client.get("/api/v1/cards/not-a-uuid", headers=tenant.headers())
+    assert authed.status_code == 422
+    assert (
+        await client.get("/api/v1/cards", params={"limit": "1000"}, headers=tenant.headers())
+    ).status_code == 422

@@ -1,25 +1,24 @@
-"""Card routes: thin adapters from HTTP to `domain.cards`."""
+"""Card routes: thin adapters from HTTP to `domain.cards`.
+
+Each route reads in the same order: its principal (a dependency naming the scope), its body,
+then its one transaction (`tenant_session`); see `api/transaction.py`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
-from cards_api import idempotency, limits, metrics
-from cards_api.api.deps import (
-    authorize,
-    etag,
-    if_match_versions,
-    json_body,
-    settings_of,
-    tenant_session,
-)
+from cards_api import idempotency, limits
+from cards_api.api.bodies import json_body
 from cards_api.api.openapi import header, json_request, problems
-from cards_api.auth import Scope
+from cards_api.api.params import Cursor, IfMatch, Limit
+from cards_api.api.responses import card_response, json_response, page_response
+from cards_api.api.security import CardsRead, CardsWrite
+from cards_api.api.transaction import tenant_session
 from cards_api.domain import cards, render
 from cards_api.domain.schemas import (
     BatchCreateRequest,
@@ -36,32 +35,14 @@ from cards_api.domain.schemas import (
 
 router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
-JSON = "application/json"
 ETAG_HEADER = header('The card\'s version as an entity tag, e.g. "3"; send it in If-Match')
-Limit = Annotated[
-    int,
-    Query(
-        ge=1, le=limits.MAX_PAGE_LIMIT, description=f"page size, at most {limits.MAX_PAGE_LIMIT}"
-    ),
-]
-# A plain optional string in the OpenAPI document (an empty value counts as absent): the
-# nullable form drove Schemathesis into a CPython 3.11 crash while it mutated the header.
-IfMatchHeader = Annotated[
-    str,
+IdempotencyKey = Annotated[
+    str | None,
     Header(
-        alias="If-Match",
-        description='Only if the card is at this version: its ETag, e.g. "3" (or W/"3", a '
-        "comma-separated list, or *); a stale version is a 412, anything else a 400",
+        alias=idempotency.HEADER,
+        description="Makes retries safe: the same key and request replay the first response",
     ),
 ]
-Cursor = Annotated[
-    str | None, Query(max_length=512, description="`next_cursor` of the previous page")
-]
-
-
-def _card_response(row: asyncpg.Record) -> Response:
-    headers = {"ETag": etag(row["version"])}
-    return Response(render.dumps(render.card(row)), media_type=JSON, headers=headers)
 
 
 @router.post(
@@ -82,59 +63,34 @@ def _card_response(row: asyncpg.Record) -> Response:
     openapi_extra=json_request(BatchCreateRequest),
 )
 async def create_cards(
-    request: Request,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias=idempotency.HEADER,
-            description="Makes retries safe: the same key and request replay the first response",
-        ),
-    ] = None,
+    request: Request, principal: CardsWrite, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Create or upsert (by `external_ref`) 1-100 cards, all or none."""
-    principal = await authorize(request, Scope.CARDS_WRITE)
     body = await json_body(request, BatchCreateRequest)
-    key = idempotency.parse_key(idempotency_key)
-    fingerprint = (
-        idempotency.fingerprint(request.method, request.url.path, await request.body())
-        if key is not None
-        else b""
+    keyed = idempotency.keyed(
+        idempotency_key, request.method, request.url.path, await request.body()
     )
     async with tenant_session(request, principal) as session:
-        if key is not None:
-            stored = await idempotency.begin(
-                session.conn,
-                tenant_id=session.tenant_id,
-                key=key,
-                fingerprint=fingerprint,
-                ttl_seconds=settings_of(request).idempotency_ttl,
+
+        async def create() -> idempotency.StoredResponse:
+            result = await cards.create_batch(
+                session.conn, tenant_id=session.tenant_id, request=body
             )
-            if stored is not None:
-                session.after_commit.append(metrics.IDEMPOTENCY_REPLAYS.inc)
-                return Response(
-                    stored.body,
-                    status_code=stored.status,
-                    media_type=JSON,
-                    headers={idempotency.REPLAYED_HEADER: "true"},
-                )
-        result = await cards.create_batch(session.conn, tenant_id=session.tenant_id, request=body)
-        payload = render.dumps(
-            {
+            payload = {
                 "cards": [render.card(row) for row in result.rows],
                 "created": result.created,
                 "updated": result.updated,
             }
+            return idempotency.StoredResponse(status=201, body=render.dumps(payload))
+
+        return await idempotency.respond_once(
+            session.conn,
+            tenant_id=session.tenant_id,
+            request=keyed,
+            ttl_seconds=request.app.state.settings.idempotency_ttl,
+            after_commit=session.after_commit,
+            produce=create,
         )
-        headers = {}
-        if key is not None:
-            await idempotency.finish(
-                session.conn,
-                tenant_id=session.tenant_id,
-                key=key,
-                response=idempotency.StoredResponse(status=201, body=payload),
-            )
-            headers[idempotency.REPLAYED_HEADER] = "false"
-    return Response(payload, status_code=201, media_type=JSON, headers=headers)
 
 
 @router.post(
@@ -143,28 +99,26 @@ async def create_cards(
     responses=problems(400, 401, 403, 413, 415, 422),
     openapi_extra=json_request(RetrieveRequest),
 )
-async def retrieve_cards(request: Request) -> Response:
+async def retrieve_cards(request: Request, principal: CardsRead) -> Response:
     """Fetch cards for a workflow by ids (order kept), types, tags or full-text query."""
-    principal = await authorize(request, Scope.CARDS_READ)
     body = await json_body(request, RetrieveRequest)
     async with tenant_session(request, principal) as session:
         rows, missing = await cards.retrieve(
             session.conn, tenant_id=session.tenant_id, request=body
         )
-    payload = render.dumps({"cards": [render.card(row) for row in rows], "missing_ids": missing})
-    return Response(payload, media_type=JSON)
+    return json_response({"cards": [render.card(row) for row in rows], "missing_ids": missing})
 
 
 @router.get("", response_model=CardPage, responses=problems(400, 401, 403, 422))
 async def list_cards(
     request: Request,
+    principal: CardsRead,
     card_type: Annotated[CardType | None, Query(description="only cards of this type")] = None,
     tag: Annotated[Tag | None, Query(description="only cards with this tag")] = None,
     limit: Limit = limits.DEFAULT_PAGE_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    """List live cards in creation order, one page at a time."""
-    principal = await authorize(request, Scope.CARDS_READ)
+    """List live cards in creation order (which is commit order), one page at a time."""
     async with tenant_session(request, principal) as session:
         page = await cards.list_cards(
             session.conn,
@@ -174,10 +128,7 @@ async def list_cards(
             limit=limit,
             cursor=cursor,
         )
-    payload = render.dumps(
-        {"cards": [render.card(row) for row in page.rows], "next_cursor": page.next_cursor}
-    )
-    return Response(payload, media_type=JSON)
+    return page_response("cards", page, render.card)
 
 
 @router.get(
@@ -185,12 +136,11 @@ async def list_cards(
     response_model=Card,
     responses={200: {"headers": {"ETag": ETAG_HEADER}}, **problems(400, 401, 403, 404, 422)},
 )
-async def get_card(request: Request, card_id: UUID) -> Response:
+async def get_card(request: Request, principal: CardsRead, card_id: UUID) -> Response:
     """One card; its `ETag` carries the version for a later conditional PATCH."""
-    principal = await authorize(request, Scope.CARDS_READ)
     async with tenant_session(request, principal) as session:
         row = await cards.get_card(session.conn, tenant_id=session.tenant_id, card_id=card_id)
-    return _card_response(row)
+    return card_response(row)
 
 
 @router.patch(
@@ -202,20 +152,20 @@ async def get_card(request: Request, card_id: UUID) -> Response:
     },
     openapi_extra=json_request(CardPatch),
 )
-async def patch_card(request: Request, card_id: UUID, if_match: IfMatchHeader = "") -> Response:
+async def patch_card(
+    request: Request, principal: CardsWrite, card_id: UUID, if_match: IfMatch
+) -> Response:
     """Change title, content or tags; the version goes up by one. 412 if If-Match is stale."""
-    principal = await authorize(request, Scope.CARDS_WRITE)
     body = await json_body(request, CardPatch)
-    versions = if_match_versions(if_match)
     async with tenant_session(request, principal) as session:
         row = await cards.patch_card(
             session.conn,
             tenant_id=session.tenant_id,
             card_id=card_id,
             patch=body,
-            if_match=versions,
+            if_match=if_match,
         )
-    return _card_response(row)
+    return card_response(row)
 
 
 @router.delete(
@@ -224,13 +174,13 @@ async def patch_card(request: Request, card_id: UUID, if_match: IfMatchHeader = 
     response_class=Response,
     responses={204: {"description": "Archived"}, **problems(400, 401, 403, 404, 412, 422)},
 )
-async def archive_card(request: Request, card_id: UUID, if_match: IfMatchHeader = "") -> Response:
+async def archive_card(
+    request: Request, principal: CardsWrite, card_id: UUID, if_match: IfMatch
+) -> Response:
     """Archive the card: it drops out of list, retrieve and usage; its history is kept."""
-    principal = await authorize(request, Scope.CARDS_WRITE)
-    versions = if_match_versions(if_match)
     async with tenant_session(request, principal) as session:
         await cards.archive_card(
-            session.conn, tenant_id=session.tenant_id, card_id=card_id, if_match=versions
+            session.conn, tenant_id=session.tenant_id, card_id=card_id, if_match=if_match
         )
     return Response(status_code=204)
 
@@ -242,17 +192,14 @@ async def archive_card(request: Request, card_id: UUID, if_match: IfMatchHeader 
 )
 async def card_versions(
     request: Request,
+    principal: CardsRead,
     card_id: UUID,
     limit: Limit = limits.MAX_PAGE_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """The card's history, newest first: every version create, upsert and patch produced."""
-    principal = await authorize(request, Scope.CARDS_READ)
     async with tenant_session(request, principal) as session:
         page = await cards.card_versions(
             session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
         )
-    payload = render.dumps(
-        {"versions": [render.version(row) for row in page.rows], "next_cursor": page.next_cursor}
-    )
-    return Response(payload, media_type=JSON)
+    return page_response("versions", page, render.version)

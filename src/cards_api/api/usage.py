@@ -13,10 +13,12 @@ from fastapi.responses import Response
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from cards_api import limits, metrics
-from cards_api.api.cards import JSON, Cursor, Limit
-from cards_api.api.deps import authorize, json_body, tenant_session
+from cards_api.api.bodies import json_body
 from cards_api.api.openapi import header, json_request, problems
-from cards_api.auth import Scope
+from cards_api.api.params import Cursor, Limit
+from cards_api.api.responses import json_response, page_response
+from cards_api.api.security import CardsRead, UsageWrite
+from cards_api.api.transaction import tenant_session
 from cards_api.domain import render, usage
 from cards_api.domain.schemas import GroupBy, UsageEvents, UsageRequest, UsageResponse, UsageSummary
 
@@ -67,34 +69,31 @@ EVENT_RECORDED = "X-Event-Recorded"
     },
     openapi_extra=json_request(UsageRequest),
 )
-async def track_usage(request: Request, card_id: UUID) -> Response:
+async def track_usage(request: Request, principal: UsageWrite, card_id: UUID) -> Response:
     """Record that a workflow run used the card: one event per (workflow_id, card), and
     `usage_count` + 1 on every call."""
-    principal = await authorize(request, Scope.USAGE_WRITE)
     body = await json_body(request, UsageRequest)
     async with tenant_session(request, principal) as session:
         row = await usage.track(
             session.conn, tenant_id=session.tenant_id, card_id=card_id, request=body
         )
         recorded = bool(row["event_recorded"])
-
-        def count() -> None:
-            metrics.USAGE_WRITE_DURATION.observe(time.perf_counter() - session.started)
-            if recorded:
-                metrics.record_usage_event(row["card_type"], body.workflow_type, session.tenant_id)
-
-        session.after_commit.append(count)
-    payload = render.dumps(
-        {
-            "card_id": card_id,
-            "usage_count": row["usage_count"],
-            "last_used_at": row["last_used_at"],
-            "event_recorded": recorded,
-        }
-    )
-    return Response(
-        payload, media_type=JSON, headers={EVENT_RECORDED: "true" if recorded else "false"}
-    )
+        session.after_commit.append(
+            lambda: metrics.record_usage(
+                card_type=row["card_type"],
+                workflow_type=body.workflow_type,
+                tenant_id=session.tenant_id,
+                recorded=recorded,
+                seconds=time.perf_counter() - session.started,
+            )
+        )
+    payload = {
+        "card_id": card_id,
+        "usage_count": row["usage_count"],
+        "last_used_at": row["last_used_at"],
+        "event_recorded": recorded,
+    }
+    return json_response(payload, headers={EVENT_RECORDED: "true" if recorded else "false"})
 
 
 @router.get(
@@ -104,25 +103,23 @@ async def track_usage(request: Request, card_id: UUID) -> Response:
 )
 async def usage_events(
     request: Request,
+    principal: CardsRead,
     card_id: UUID,
     limit: Limit = limits.DEFAULT_PAGE_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """The card's usage events, newest first."""
-    principal = await authorize(request, Scope.CARDS_READ)
     async with tenant_session(request, principal) as session:
         page = await usage.events(
             session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
         )
-    payload = render.dumps(
-        {"events": [render.event(row) for row in page.rows], "next_cursor": page.next_cursor}
-    )
-    return Response(payload, media_type=JSON)
+    return page_response("events", page, render.event)
 
 
 @router.get("/usage/summary", response_model=UsageSummary, responses=problems(400, 401, 403, 422))
 async def usage_summary(
     request: Request,
+    principal: CardsRead,
     group_by: Annotated[GroupBy, Query(description="what to count events by")] = GroupBy.CARD_TYPE,
     since: Annotated[
         Instant | None, Query(description="events at or after this instant (RFC 3339)")
@@ -141,7 +138,6 @@ async def usage_summary(
     ] = limits.DEFAULT_SUMMARY_GROUPS,
 ) -> Response:
     """Usage events counted by card type, workflow type or card: the `limit` largest groups."""
-    principal = await authorize(request, Scope.CARDS_READ)
     async with tenant_session(request, principal) as session:
         rows, truncated = await usage.summary(
             session.conn,
@@ -151,7 +147,7 @@ async def usage_summary(
             until=until,
             limit=limit,
         )
-    payload = render.dumps(
+    return json_response(
         {
             "group_by": group_by.value,
             "since": since,
@@ -160,4 +156,3 @@ async def usage_summary(
             "truncated": truncated,
         }
     )
-    return Response(payload, media_type=JSON)

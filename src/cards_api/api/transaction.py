@@ -1,0 +1,59 @@
+"""The request's one transaction, bound to its tenant: the only place one begins and ends.
+
+`tenant_session` binds the transaction to the tenant (row-level security), hands the connection
+to the route, and commits when the route's block ends, before the response is sent, or rolls
+back on any error. Nothing below it commits. A route enters it only once it is authorized and
+its body is read and valid, so a pool connection never waits on a client.
+
+It is a context manager rather than a FastAPI dependency with `yield`: the request path skips
+the dependency machinery's exit stacks and cancel scopes, which cost more than the query itself,
+and the transaction ends before the response is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import asyncpg
+from fastapi import Request
+
+from cards_api import tenancy
+from cards_api.api.security import POOL_ACQUIRE_TIMEOUT_S
+from cards_api.db.queries.tenancy import abandon, commit
+from cards_api.db.types import Connection
+from cards_api.tenancy import Principal
+
+
+@dataclass(slots=True)
+class TenantSession:
+    conn: Connection
+    principal: Principal
+    started: float
+    """`time.perf_counter()` when the transaction began."""
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    """Run once the transaction has committed: what a rollback must not count is counted here."""
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self.principal.tenant_id
+
+
+@contextlib.asynccontextmanager
+async def tenant_session(request: Request, principal: Principal) -> AsyncIterator[TenantSession]:
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
+        started = time.perf_counter()
+        try:
+            await tenancy.begin(conn, principal)
+            session = TenantSession(conn=conn, principal=principal, started=started)
+            yield session
+        except BaseException:
+            await abandon(conn)
+            raise
+        await commit(conn)
+    for hook in session.after_commit:
+        hook()
