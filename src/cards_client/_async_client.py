@@ -11,7 +11,9 @@ from uuid import UUID
 import httpx
 import tenacity
 
-from cards_client._base import PAGE_SIZE, BaseClient, Call, Page, __version__
+from cards_client import _calls as calls
+from cards_client._base import BaseClient, __version__
+from cards_client._calls import PAGE_SIZE, Call, Page
 from cards_client._exceptions import ServiceUnavailable, TransportError
 from cards_client._models import (
     BatchResult,
@@ -72,21 +74,21 @@ class AsyncCardsClient(BaseClient):
             raise TransportError(f"{type(exc).__name__}: {exc}", trace_id=trace_id) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _pages(
-        self, first: Call[Page[T]], next_call: Callable[[str], Call[Page[T]]]
-    ) -> AsyncIterator[T]:
-        page = await self._send(first)
-        for item in page.items:
-            yield item
-        while page.next_cursor is not None:
-            page = await self._send(next_call(page.next_cursor))
-            for item in page.items:
+    async def _pages(self, page: Callable[[str | None], Call[Page[T]]]) -> AsyncIterator[T]:
+        """Every item of a list endpoint, fetching the next page as the last is used up."""
+        cursor: str | None = None
+        while True:
+            fetched = await self._send(page(cursor))
+            for item in fetched.items:
                 yield item
+            if fetched.next_cursor is None:
+                return
+            cursor = fetched.next_cursor
 
     async def create_cards(
         self, cards: Iterable[NewCard | Mapping[str, Any]], *, idempotency_key: str | None = None
     ) -> BatchResult:
-        return await self._send(self._create_cards(cards, idempotency_key))
+        return await self._send(calls.create_cards(cards, idempotency_key))
 
     async def upsert(
         self, cards: Iterable[NewCard | Mapping[str, Any]], *, idempotency_key: str | None = None
@@ -105,18 +107,15 @@ class AsyncCardsClient(BaseClient):
         query: str | None = None,
         limit: int | None = None,
     ) -> RetrieveResult:
-        return await self._send(self._retrieve(card_ids, card_types, tags, query, limit))
+        return await self._send(calls.retrieve(card_ids, card_types, tags, query, limit))
 
     def list_cards(
         self, *, card_type: str | None = None, tag: str | None = None, page_size: int = PAGE_SIZE
     ) -> AsyncIterator[Card]:
-        return self._pages(
-            self._list_page(card_type, tag, None, page_size),
-            lambda cursor: self._list_page(card_type, tag, cursor, page_size),
-        )
+        return self._pages(calls.list_page(card_type, tag, page_size))
 
     async def get(self, card_id: str | UUID) -> Card:
-        return await self._send(self._get(card_id))
+        return await self._send(calls.get(card_id))
 
     async def update(
         self,
@@ -127,15 +126,13 @@ class AsyncCardsClient(BaseClient):
         tags: Sequence[str] | None = None,
         if_version: int | None = None,
     ) -> Card:
-        return await self._send(self._update(card_id, title, content, tags, if_version))
+        return await self._send(calls.update(card_id, title, content, tags, if_version))
 
     async def archive(self, card_id: str | UUID, *, if_version: int | None = None) -> None:
-        await self._send(self._archive(card_id, if_version))
+        await self._send(calls.archive(card_id, if_version))
 
     def versions(self, card_id: str | UUID) -> AsyncIterator[CardVersion]:
-        return self._pages(
-            self._versions_page(card_id, None), lambda c: self._versions_page(card_id, c)
-        )
+        return self._pages(calls.versions_page(card_id))
 
     async def track_usage(
         self,
@@ -145,12 +142,10 @@ class AsyncCardsClient(BaseClient):
         workflow_type: str,
         session_id: str | None = None,
     ) -> UsageResult:
-        return await self._send(self._track_usage(card_id, workflow_id, workflow_type, session_id))
+        return await self._send(calls.track_usage(card_id, workflow_id, workflow_type, session_id))
 
     def usage_events(self, card_id: str | UUID) -> AsyncIterator[UsageEvent]:
-        return self._pages(
-            self._events_page(card_id, None), lambda c: self._events_page(card_id, c)
-        )
+        return self._pages(calls.events_page(card_id))
 
     async def usage_summary(
         self,
@@ -159,13 +154,13 @@ class AsyncCardsClient(BaseClient):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> UsageSummary:
-        return await self._send(self._usage_summary(group_by, since, until))
+        return await self._send(calls.usage_summary(group_by, since, until))
 
     async def health(self) -> bool:
-        return await self._send(self._health())
+        return await self._send(calls.health())
 
     async def ready(self) -> bool:
         try:
-            return await self._send(self._ready())
+            return await self._send(calls.ready())
         except ServiceUnavailable:
             return False

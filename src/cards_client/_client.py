@@ -11,7 +11,9 @@ from uuid import UUID
 import httpx
 import tenacity
 
-from cards_client._base import PAGE_SIZE, BaseClient, Call, Page, __version__
+from cards_client import _calls as calls
+from cards_client._base import BaseClient, __version__
+from cards_client._calls import PAGE_SIZE, Call, Page
 from cards_client._exceptions import ServiceUnavailable, TransportError
 from cards_client._models import (
     BatchResult,
@@ -75,14 +77,15 @@ class CardsClient(BaseClient):
             raise TransportError(f"{type(exc).__name__}: {exc}", trace_id=trace_id) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _pages(
-        self, first: Call[Page[T]], next_call: Callable[[str], Call[Page[T]]]
-    ) -> Iterator[T]:
-        page = self._send(first)
-        yield from page.items
-        while page.next_cursor is not None:
-            page = self._send(next_call(page.next_cursor))
-            yield from page.items
+    def _pages(self, page: Callable[[str | None], Call[Page[T]]]) -> Iterator[T]:
+        """Every item of a list endpoint, fetching the next page as the last is used up."""
+        cursor: str | None = None
+        while True:
+            fetched = self._send(page(cursor))
+            yield from fetched.items
+            if fetched.next_cursor is None:
+                return
+            cursor = fetched.next_cursor
 
     # -- cards ----------------------------------------------------------------------------
 
@@ -91,7 +94,7 @@ class CardsClient(BaseClient):
     ) -> BatchResult:
         """Create or upsert 1-100 cards at once. Always sent with an Idempotency-Key (one is
         made when none is given) and retried with the same key, so a retry never duplicates."""
-        return self._send(self._create_cards(cards, idempotency_key))
+        return self._send(calls.create_cards(cards, idempotency_key))
 
     def upsert(
         self, cards: Iterable[NewCard | Mapping[str, Any]], *, idempotency_key: str | None = None
@@ -112,19 +115,16 @@ class CardsClient(BaseClient):
         query: str | None = None,
         limit: int | None = None,
     ) -> RetrieveResult:
-        return self._send(self._retrieve(card_ids, card_types, tags, query, limit))
+        return self._send(calls.retrieve(card_ids, card_types, tags, query, limit))
 
     def list_cards(
         self, *, card_type: str | None = None, tag: str | None = None, page_size: int = PAGE_SIZE
     ) -> Iterator[Card]:
         """Every live card, page after page, in creation order."""
-        return self._pages(
-            self._list_page(card_type, tag, None, page_size),
-            lambda cursor: self._list_page(card_type, tag, cursor, page_size),
-        )
+        return self._pages(calls.list_page(card_type, tag, page_size))
 
     def get(self, card_id: str | UUID) -> Card:
-        return self._send(self._get(card_id))
+        return self._send(calls.get(card_id))
 
     def update(
         self,
@@ -137,16 +137,14 @@ class CardsClient(BaseClient):
     ) -> Card:
         """Change fields; with `if_version`, only if the card is still at that version
         (otherwise `PreconditionFailed`)."""
-        return self._send(self._update(card_id, title, content, tags, if_version))
+        return self._send(calls.update(card_id, title, content, tags, if_version))
 
     def archive(self, card_id: str | UUID, *, if_version: int | None = None) -> None:
-        self._send(self._archive(card_id, if_version))
+        self._send(calls.archive(card_id, if_version))
 
     def versions(self, card_id: str | UUID) -> Iterator[CardVersion]:
         """The card's history, newest first."""
-        return self._pages(
-            self._versions_page(card_id, None), lambda c: self._versions_page(card_id, c)
-        )
+        return self._pages(calls.versions_page(card_id))
 
     # -- usage ----------------------------------------------------------------------------
 
@@ -158,13 +156,11 @@ class CardsClient(BaseClient):
         workflow_type: str,
         session_id: str | None = None,
     ) -> UsageResult:
-        return self._send(self._track_usage(card_id, workflow_id, workflow_type, session_id))
+        return self._send(calls.track_usage(card_id, workflow_id, workflow_type, session_id))
 
     def usage_events(self, card_id: str | UUID) -> Iterator[UsageEvent]:
         """The card's usage events, newest first."""
-        return self._pages(
-            self._events_page(card_id, None), lambda c: self._events_page(card_id, c)
-        )
+        return self._pages(calls.events_page(card_id))
 
     def usage_summary(
         self,
@@ -173,17 +169,17 @@ class CardsClient(BaseClient):
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> UsageSummary:
-        return self._send(self._usage_summary(group_by, since, until))
+        return self._send(calls.usage_summary(group_by, since, until))
 
     # -- operations -----------------------------------------------------------------------
 
     def health(self) -> bool:
         """True when the server answers (raises `TransportError` when it does not)."""
-        return self._send(self._health())
+        return self._send(calls.health())
 
     def ready(self) -> bool:
         """True when the server can serve traffic (database reachable and migrated)."""
         try:
-            return self._send(self._ready())
+            return self._send(calls.ready())
         except ServiceUnavailable:
             return False
