@@ -16,7 +16,7 @@ from cards_api import idempotency, limits
 from cards_api.api.bodies import json_body
 from cards_api.api.openapi import header, json_request, problems
 from cards_api.api.params import Cursor, IfMatch, Limit
-from cards_api.api.responses import card_response, json_response, page_response
+from cards_api.api.responses import card_response, card_rows_response, json_response, page_response
 from cards_api.api.security import CardsRead, CardsWrite
 from cards_api.api.transaction import tenant_session
 from cards_api.domain import cards, render
@@ -198,8 +198,6 @@ async def card_versions(
     cursor: Cursor = None,
 ) -> Response:
     """The card's history, newest first: every version create, upsert and patch produced."""
-    async with tenant_session(request, principal) as session:
-        page = await cards.card_versions(
-            session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
-        )
-    return page_response("versions", page, render.version)
+    return await card_rows_response(
+        request, principal, card_id, cards.VERSIONS, limit, cursor, ("versions", render.version)
+    )

@@ -16,7 +16,7 @@ from cards_api import limits, metrics
 from cards_api.api.bodies import json_body
 from cards_api.api.openapi import header, json_request, problems
 from cards_api.api.params import Cursor, Limit
-from cards_api.api.responses import json_response, page_response
+from cards_api.api.responses import card_rows_response, json_response
 from cards_api.api.security import CardsRead, UsageWrite
 from cards_api.api.transaction import tenant_session
 from cards_api.domain import render, usage
@@ -109,11 +109,9 @@ async def usage_events(
     cursor: Cursor = None,
 ) -> Response:
     """The card's usage events, newest first."""
-    async with tenant_session(request, principal) as session:
-        page = await usage.events(
-            session.conn, tenant_id=session.tenant_id, card_id=card_id, limit=limit, cursor=cursor
-        )
-    return page_response("events", page, render.event)
+    return await card_rows_response(
+        request, principal, card_id, usage.EVENTS, limit, cursor, ("events", render.event)
+    )
 
 
 @router.get("/usage/summary", response_model=UsageSummary, responses=problems(400, 401, 403, 422))

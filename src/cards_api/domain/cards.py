@@ -6,8 +6,9 @@ Functions here take the request's connection (already bound to the tenant) and n
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -198,16 +199,41 @@ async def archive_card(
         raise await _stale_or_missing(conn, tenant_id=tenant_id, card_id=card_id, if_match=if_match)
 
 
-async def card_versions(
-    conn: Connection, *, tenant_id: UUID, card_id: UUID, limit: int, cursor: str | None
+Position = TypeVar("Position")
+
+
+@dataclass(frozen=True, slots=True)
+class CardRows(Generic[Position]):
+    """One kind of row that belongs to a card (its versions, its usage events), paged newest
+    first: how a cursor becomes a position, how a page after it is fetched, and a row's cursor."""
+
+    decode: Callable[[str], Position]
+    fetch: Callable[[Connection, UUID, UUID, Position | None, int], Awaitable[list[asyncpg.Record]]]
+    cursor_after: Callable[[asyncpg.Record], str]
+
+
+async def page_of_card(
+    conn: Connection,
+    rows: CardRows[Position],
+    *,
+    tenant_id: UUID,
+    card_id: UUID,
+    limit: int,
+    cursor: str | None,
 ) -> Page[asyncpg.Record]:
+    """A page of a live card's rows; 404 for a card that is unknown, archived or not the
+    tenant's (the same answer for each)."""
     if not await cards_q.card_exists(conn, tenant_id=tenant_id, card_id=card_id):
         raise card_not_found(card_id)
-    rows = await cards_q.versions_page(
-        conn,
-        tenant_id=tenant_id,
-        card_id=card_id,
-        before_version=decode_version(cursor) if cursor else None,
-        limit=limit + 1,
-    )
-    return page_of(rows, limit, lambda row: encode_version(row["version"]))
+    position = rows.decode(cursor) if cursor else None
+    fetched = await rows.fetch(conn, tenant_id, card_id, position, limit + 1)
+    return page_of(fetched, limit, rows.cursor_after)
+
+
+VERSIONS = CardRows(
+    decode=decode_version,
+    fetch=lambda conn, tenant_id, card_id, before, limit: cards_q.versions_page(
+        conn, tenant_id=tenant_id, card_id=card_id, before_version=before, limit=limit
+    ),
+    cursor_after=lambda row: encode_version(row["version"]),
+)

@@ -7,13 +7,12 @@ from uuid import UUID
 
 import asyncpg
 
-from cards_api.db.queries import cards as cards_q
 from cards_api.db.queries import usage as usage_q
 from cards_api.db.types import Connection
-from cards_api.domain.cards import card_not_found
+from cards_api.domain.cards import CardRows, card_not_found
 from cards_api.domain.schemas import GroupBy, UsageRequest
 from cards_api.errors import ValidationFailed
-from cards_api.pagination import Page, decode_time_id, page_of, time_id_cursor
+from cards_api.pagination import decode_time_id, time_id_cursor
 
 
 async def track(
@@ -33,19 +32,13 @@ async def track(
     return row
 
 
-async def events(
-    conn: Connection, *, tenant_id: UUID, card_id: UUID, limit: int, cursor: str | None
-) -> Page[asyncpg.Record]:
-    if not await cards_q.card_exists(conn, tenant_id=tenant_id, card_id=card_id):
-        raise card_not_found(card_id)
-    rows = await usage_q.events_page(
-        conn,
-        tenant_id=tenant_id,
-        card_id=card_id,
-        before=decode_time_id(cursor) if cursor else None,
-        limit=limit + 1,
-    )
-    return page_of(rows, limit, time_id_cursor)
+EVENTS = CardRows(
+    decode=decode_time_id,
+    fetch=lambda conn, tenant_id, card_id, before, limit: usage_q.events_page(
+        conn, tenant_id=tenant_id, card_id=card_id, before=before, limit=limit
+    ),
+    cursor_after=time_id_cursor,
+)
 
 
 async def summary(

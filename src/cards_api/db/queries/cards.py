@@ -66,36 +66,45 @@ async def upsert_batch(
     return await conn.fetch(UPSERT_BATCH, tenant_id, cards_json)
 
 
+def _live_cards_where(filters: Sequence[tuple[bool, str, int]]) -> tuple[str, int]:
+    """The WHERE clause over a tenant's live cards, plus each present filter's condition.
+
+    `filters` are (present, condition template, number of parameters); parameters are numbered
+    after the tenant's `$1`, in order. Returns the clause and the last parameter's number.
+    """
+    where = ["tenant_id = $1", "archived_at IS NULL"]
+    n = 1
+    for present, condition, count in filters:
+        if present:
+            where.append(condition.format(*(f"${n + k}" for k in range(1, count + 1))))
+            n += count
+    return " AND ".join(where), n
+
+
+# The query arrives as words only (see `domain.cards.search_words`): PostgreSQL's own query
+# syntaxes (websearch, to_tsquery) overflow their parser stack on input such as 200 "(" and
+# reject stray operators; plain words cannot do either.
+_TSQUERY = "plainto_tsquery('english', {0})"
+
+
 @functools.cache
 def find_cards_sql(*, ids: bool, card_types: bool, tags: bool, query: bool) -> str:
     """The statement for a combination of filters, built once per combination.
 
     Parameters in order: tenant, then ids, card types, tags and query when present, then limit.
     """
-    where = ["tenant_id = $1", "archived_at IS NULL"]
-    order = "created_at, id"
-    n = 1
-    if ids:
-        n += 1
-        where.append(f"id = ANY(${n}::uuid[])")
-    if card_types:
-        n += 1
-        where.append(f"card_type = ANY(${n}::text[])")
-    if tags:
-        n += 1
-        where.append(f"tags && ${n}::text[]")
-    if query:
-        n += 1
-        # The query arrives as words only (see `domain.cards.search_words`): PostgreSQL's own
-        # query syntaxes (websearch, to_tsquery) overflow their parser stack on input such as
-        # 200 "(" and reject stray operators; plain words cannot do either.
-        tsquery = f"plainto_tsquery('english', ${n})"
-        where.append(f"search @@ {tsquery}")
-        order = f"ts_rank_cd(search, {tsquery}) DESC, created_at, id"
-    return (
-        f"SELECT {CARD_COLUMNS} FROM cards WHERE {' AND '.join(where)} "
-        f"ORDER BY {order} LIMIT ${n + 1}"
+    where, n = _live_cards_where(
+        [
+            (ids, "id = ANY({0}::uuid[])", 1),
+            (card_types, "card_type = ANY({0}::text[])", 1),
+            (tags, "tags && {0}::text[]", 1),
+            (query, "search @@ " + _TSQUERY, 1),
+        ]
     )
+    order = "created_at, id"
+    if query:  # the last parameter
+        order = f"ts_rank_cd(search, {_TSQUERY.format(f'${n}')}) DESC, created_at, id"
+    return f"SELECT {CARD_COLUMNS} FROM cards WHERE {where} ORDER BY {order} LIMIT ${n + 1}"
 
 
 async def find_cards(
@@ -123,21 +132,14 @@ async def find_cards(
 def list_page_sql(*, card_type: bool, tag: bool, after: bool) -> str:
     """Parameters in order: tenant, then card type, tag and (created_at, id) when present, then
     limit."""
-    where = ["tenant_id = $1", "archived_at IS NULL"]
-    n = 1
-    if card_type:
-        n += 1
-        where.append(f"card_type = ${n}")
-    if tag:
-        n += 1
-        where.append(f"tags @> ARRAY[${n}::text]")
-    if after:
-        n += 2
-        where.append(f"(created_at, id) > (${n - 1}, ${n})")
-    return (
-        f"SELECT {CARD_COLUMNS} FROM cards WHERE {' AND '.join(where)} "
-        f"ORDER BY created_at, id LIMIT ${n + 1}"
+    where, n = _live_cards_where(
+        [
+            (card_type, "card_type = {0}", 1),
+            (tag, "tags @> ARRAY[{0}::text]", 1),
+            (after, "(created_at, id) > ({0}, {1})", 2),
+        ]
     )
+    return f"SELECT {CARD_COLUMNS} FROM cards WHERE {where} ORDER BY created_at, id LIMIT ${n + 1}"
 
 
 async def list_page(
