@@ -20,16 +20,18 @@ from cards_api.api.responses import card_response, card_rows_response, json_resp
 from cards_api.api.security import CardsRead, CardsWrite
 from cards_api.api.transaction import tenant_session
 from cards_api.domain import cards, render
-from cards_api.domain.schemas import (
-    BatchCreateRequest,
+from cards_api.domain.responses import (
     BatchCreateResponse,
     Card,
     CardPage,
+    CardVersions,
+    RetrieveResponse,
+)
+from cards_api.domain.schemas import (
+    BatchCreateRequest,
     CardPatch,
     CardType,
-    CardVersions,
     RetrieveRequest,
-    RetrieveResponse,
     Tag,
 )
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from cards_api.domain.schemas import Problem
+from cards_api.domain.responses import Problem
 from cards_api.problems import PROBLEM_MEDIA_TYPE
 
 _REF = "#/components/schemas/{model}"

@@ -20,7 +20,8 @@ from cards_api.api.responses import card_rows_response, json_response
 from cards_api.api.security import CardsRead, UsageWrite
 from cards_api.api.transaction import tenant_session
 from cards_api.domain import render, usage
-from cards_api.domain.schemas import GroupBy, UsageEvents, UsageRequest, UsageResponse, UsageSummary
+from cards_api.domain.responses import UsageEvents, UsageResponse, UsageSummary
+from cards_api.domain.schemas import GroupBy, UsageRequest
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 

@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 
 from cards_api.db.queries import cards as cards_q
+from cards_api.db.queries import versions as versions_q
 from cards_api.db.types import Connection
 from cards_api.domain.schemas import BatchCreateRequest, CardPatch, RetrieveRequest
 from cards_api.errors import NotFound, PreconditionFailed, ValidationFailed
@@ -232,7 +233,7 @@ async def page_of_card(
 
 VERSIONS = CardRows(
     decode=decode_version,
-    fetch=lambda conn, tenant_id, card_id, before, limit: cards_q.versions_page(
+    fetch=lambda conn, tenant_id, card_id, before, limit: versions_q.versions_page(
         conn, tenant_id=tenant_id, card_id=card_id, before_version=before, limit=limit
     ),
     cursor_after=lambda row: encode_version(row["version"]),

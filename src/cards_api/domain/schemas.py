@@ -1,4 +1,5 @@
-"""Request and response models: the contract's shapes and limits, checked once at the edge.
+"""Request models: the contract's shapes and limits, checked once at the edge (responses are
+described in `responses.py`).
 
 Request models forbid unknown fields (a client cannot set what the server owns, such as
 `tenant_id`, `usage_count` or `id`). Every text field refuses NUL characters and unpaired
@@ -8,7 +9,6 @@ surrogates, which PostgreSQL cannot store: bad input gets a 422, never a 500.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
@@ -16,7 +16,6 @@ from uuid import UUID
 import orjson
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -212,96 +211,3 @@ class UsageRequest(_Request):
 
 # Response shapes. Handlers render JSON directly (see `domain.render`); these models document
 # the responses in the OpenAPI document and are checked against real responses in the tests.
-
-
-class Card(BaseModel):
-    id: UUID
-    tenant_id: UUID
-    card_type: CardType
-    title: str
-    content: dict[str, Any]
-    tags: list[str]
-    external_ref: str | None
-    version: int
-    usage_count: int
-    last_used_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class BatchCreateResponse(BaseModel):
-    cards: list[Card]
-    created: int
-    updated: int
-
-
-class RetrieveResponse(BaseModel):
-    cards: list[Card]
-    missing_ids: list[UUID]
-
-
-class CardPage(BaseModel):
-    cards: list[Card]
-    next_cursor: str | None
-
-
-class CardVersion(BaseModel):
-    version: int
-    title: str
-    content: dict[str, Any]
-    tags: list[str]
-    created_at: datetime
-
-
-class CardVersions(BaseModel):
-    versions: list[CardVersion]
-    next_cursor: str | None
-
-
-class UsageResponse(BaseModel):
-    card_id: UUID
-    usage_count: int
-    last_used_at: datetime
-    event_recorded: bool
-
-
-class UsageEvent(BaseModel):
-    workflow_id: str
-    workflow_type: str
-    session_id: str | None
-    created_at: datetime
-
-
-class UsageEvents(BaseModel):
-    events: list[UsageEvent]
-    next_cursor: str | None
-
-
-class SummaryGroup(BaseModel):
-    key: str
-    events: int
-
-
-class UsageSummary(BaseModel):
-    group_by: GroupBy
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    groups: list[SummaryGroup]
-    truncated: bool = False
-    """True when more groups exist than `limit`: the largest ones are returned."""
-
-
-class ProblemItem(BaseModel):
-    loc: list[str | int]
-    msg: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details, as every error of this API is rendered."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    trace_id: str
-    errors: list[ProblemItem] | None = None
