@@ -14,6 +14,7 @@ gets a 429 before its next unknown key costs a database query.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cards_api.errors import RateLimited
@@ -27,8 +28,15 @@ class _Bucket:
 
 class RateLimiter:
     def __init__(
-        self, rate: float, burst: int, max_buckets: int = 100_000, *, who: str = "this API key"
+        self,
+        rate: float,
+        burst: int,
+        max_buckets: int = 100_000,
+        *,
+        who: str = "this API key",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
         self.rate = rate
         self.burst = max(1, burst)
         self.max_buckets = max_buckets
@@ -41,7 +49,7 @@ class RateLimiter:
 
     def _bucket(self, identity: bytes) -> _Bucket:
         """`identity`'s bucket, refilled up to now and moved last (dict order is recency)."""
-        now = time.monotonic()
+        now = self.clock()
         bucket = self._buckets.pop(identity, None)
         if bucket is None:
             if len(self._buckets) >= self.max_buckets:

@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 import pytest
 
 from cards_api.limits import MAX_HEADER_BYTES, MAX_HEADER_LINES
-from tests.e2e.conftest import Server, clean_env, start_server
+from tests.e2e.conftest import Server, clean_env, start_server, wait_until
 from tests.support import Tenant, issue_tenant_sync
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +65,20 @@ def _read_all(sock: socket.socket, limit: int = 65536) -> bytes:
     return data
 
 
+def _wait_parked(server: Server, count: int) -> None:
+    """Wait until the server holds `count` client connections (the slow ones are all in)."""
+    port = int(server.base_url.rsplit(":", 1)[1])
+
+    def held() -> int:
+        return sum(
+            1
+            for c in psutil.Process(server.process.pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+        )
+
+    wait_until(lambda: held() >= count, f"{count} connections held by the server")
+
+
 def _status(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 
@@ -86,7 +101,7 @@ def test_slow_bodies_of_one_tenant_do_not_starve_another(server: Server, databas
             sock = _connect(server)
             sock.sendall(_slow_retrieve_head(attacker, server, len(body)) + body[:1])
             sockets.append(sock)
-        time.sleep(0.3)  # every request is now parked in its body
+        _wait_parked(server, 30)
         with httpx.Client(base_url=server.base_url, timeout=5) as client:
             started = time.monotonic()
             listed = client.get("/api/v1/cards", headers=victim.headers())
@@ -193,11 +208,11 @@ def test_a_client_hanging_up_mid_body_is_logged_as_a_disconnect(
     errors_before = _server_errors(server)
     with _connect(server) as sock:
         sock.sendall(_slow_retrieve_head(tenant, server, 1000) + b'{"card_types": [')
-        time.sleep(0.2)
-    deadline = time.monotonic() + 5
-    while _metric(server, "cards_api_client_disconnects_total") < before + 1:
-        assert time.monotonic() < deadline, "the disconnect was never counted"
-        time.sleep(0.05)
+    wait_until(
+        lambda: _metric(server, "cards_api_client_disconnects_total") >= before + 1,
+        "the disconnect to be counted",
+        timeout=5,
+    )
     assert _server_errors(server) == errors_before
     logged = [line for line in server.log_lines() if line.get("event") == "client_disconnected"]
     assert logged
@@ -212,7 +227,7 @@ def test_many_slow_clients_at_once_leave_the_pool_free(server: Server, database_
     try:
         for sock in sockets:
             sock.sendall(_slow_retrieve_head(attacker, server, 50) + b"{")
-        time.sleep(0.2)
+        _wait_parked(server, len(sockets))
 
         def read(_: int) -> int:
             return httpx.get(

@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.conftest import clean_env, start_server
+from tests.e2e.conftest import clean_env, start_server, wait_until
 from tests.support import card
 
 pytestmark = pytest.mark.e2e
@@ -78,10 +78,10 @@ def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
     threads = [threading.Thread(target=load) for _ in range(6)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    wait_until(lambda: len(statuses) >= 3, "batches answered before the signal")
     server.process.send_signal(signal.SIGTERM)
     exit_code = server.process.wait(timeout=60)
-    time.sleep(0.5)
+    wait_until(lambda: len(refused) >= 1, "the load to meet the closed port")
     stop.set()
     for thread in threads:
         thread.join(timeout=60)

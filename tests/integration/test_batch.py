@@ -1,4 +1,5 @@
-"""POST /api/v1/cards/batch: atomic create and upsert, with every limit of the contract."""
+"""A batch commits all its cards or none, upserts by `(card_type, external_ref)`, answers in
+request order, and refuses (422/413, nothing stored) anything over a limit of the contract."""
 
 from __future__ import annotations
 

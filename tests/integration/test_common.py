@@ -1,4 +1,5 @@
-"""Rules every request follows: trace ids, problem+json, operations endpoints, OpenAPI."""
+"""Every request gets a trace id back, every error is problem+json with it, and the operations
+endpoints and the OpenAPI document answer as documented."""
 
 from __future__ import annotations
 

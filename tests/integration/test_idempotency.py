@@ -1,4 +1,5 @@
-"""Idempotency-Key on batch create: replay, mismatch, tenant scope, concurrency, expiry."""
+"""One Idempotency-Key, one effect: the same request replays the first response byte for byte,
+a different one is a 422, keys are per tenant, concurrent uses create one set, expiry frees it."""
 
 from __future__ import annotations
 

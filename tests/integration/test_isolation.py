@@ -1,4 +1,5 @@
-"""Tenant isolation: through the API, and in the database itself."""
+"""No tenant sees another's data: a foreign card behaves exactly like a missing one through the
+API, and the database itself (forced row-level security) returns and accepts no foreign row."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""/metrics: the SPEC's metrics, bounded labels, counts that follow what the database holds."""
+"""/metrics counts what the database holds (events, not calls; nothing for a rollback), never
+labels an unbounded value, lets no tenant spend the label budget, and serves only the operator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""POST /api/v1/cards/retrieve: by ids (order kept, missing listed), types, tags, full text."""
+"""Retrieve returns live cards of the tenant only: by ids in the order asked with the rest in
+`missing_ids`, by types and tags (any value), by full text ranked best first."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Usage tracking with the seed's dedup rules, the events list and the summary."""
+"""Usage follows the seed: one event per (workflow_id, card), `usage_count` + 1 on every call,
+exact under concurrency; events list newest first; the summary counts events, not calls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""cards_client without a server: httpx's MockTransport plays the API."""
+"""The client retries only what is safe to repeat, honours Retry-After, keys every batch, and
+turns every problem+json into its typed exception (httpx's MockTransport plays the API)."""
 
 from __future__ import annotations
 

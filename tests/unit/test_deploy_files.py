@@ -1,4 +1,5 @@
-"""deploy/ agrees with the code: ports, health path, metric names, environment variables."""
+"""deploy/ agrees with the code: ports, health path, metric names, environment variables and
+the scrape token."""
 
 from __future__ import annotations
 

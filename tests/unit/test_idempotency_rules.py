@@ -1,3 +1,7 @@
+"""An Idempotency-Key fingerprint is over the canonical request (method, path, JSON with sorted
+keys and no spacing): formatting never makes a 422, a different request always does; keys are
+1-255 visible ASCII characters."""
+
 from __future__ import annotations
 
 import pytest

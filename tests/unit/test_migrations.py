@@ -1,3 +1,6 @@
+"""The schema head the service checks (`/ready`, CLI) is Alembic's own head, and migration files
+carry dated names."""
+
 from __future__ import annotations
 
 import re

@@ -1,3 +1,6 @@
+"""Cursors are opaque but exact: they round-trip the sort key, and anything that does not decode
+to one is a 422 naming the `cursor` parameter, never a 500."""
+
 from __future__ import annotations
 
 import uuid

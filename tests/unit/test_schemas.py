@@ -1,3 +1,6 @@
+"""The contract's limits are enforced at the edge: content up to 32 KiB, no text PostgreSQL cannot
+store, a PATCH that changes something, a retrieve with a filter, batches of 1-100 cards."""
+
 from __future__ import annotations
 
 import pytest

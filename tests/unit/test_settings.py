@@ -1,3 +1,6 @@
+"""Settings come from `CARDS_*` (and `DATABASE_URL`) with documented defaults, and a bad one stops
+the start with one line naming it."""
+
 from __future__ import annotations
 
 import pytest

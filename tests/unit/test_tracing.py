@@ -1,3 +1,6 @@
+"""Every request gets a trace id: a valid `X-Trace-ID` is kept, an invalid one replaced, a W3C
+`traceparent` used when there is no `X-Trace-ID`."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
-"""Import's line rules and batching, without a server."""
+"""Import reports bad lines without stopping, ignores fields the server owns, and derives each
+batch's Idempotency-Key from its content so a rerun creates nothing twice."""
 
 from __future__ import annotations
 
