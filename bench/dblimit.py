@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.seed import CARDS_PER_TENANT, WORDS, card_sql, tenant_sql
 from cards_api.db.queries import cards as cards_q
 from cards_api.db.queries import idempotency as idempotency_q
+from cards_api.db.queries import search as search_q
 from cards_api.db.queries import usage as usage_q
 from cards_api.db.queries.tenancy import SET_TENANT
 from cards_api.db.roles import Roles, login_url
@@ -60,7 +61,7 @@ def scripts(tenants: int) -> dict[str, str]:
         "R": _transaction(
             tenants,
             bind(
-                cards_q.find_cards_sql(ids=True, card_types=False, tags=False, query=False),
+                cards_q.find_cards_sql(ids=True, card_types=False, tags=False),
                 tenant,
                 "ARRAY[" + ", ".join(cards) + "]",
                 "4",
@@ -101,9 +102,9 @@ def scripts(tenants: int) -> dict[str, str]:
         "Q": _transaction(
             tenants,
             bind(
-                cards_q.find_cards_sql(ids=False, card_types=False, tags=False, query=True),
+                search_q.text_sql(ids=False, card_types=False, tags=False),
                 tenant,
-                f"({words})[CAST(:w AS int)]",
+                f" || ({words})[CAST(:w AS int)] || ",
                 "10",
             ),
             sets=f"\\set w random(1, {len(WORDS)})",

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
-from cards_api import __version__, idempotency
-from cards_api.api import cards, health, usage
+from cards_api import __version__, housekeeping
+from cards_api.api import cards, context, health, usage
 from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
@@ -22,10 +22,11 @@ from cards_api.logs import configure_logging
 from cards_api.middleware import RequestContextMiddleware
 from cards_api.problems import install_error_handlers
 from cards_api.ratelimit import RateLimiter
+from cards_api.search.embedder import load_embedder
+from cards_api.search.worker import EmbeddingWorker
 from cards_api.settings import AuthMode, Settings, get_settings
 from cards_api.tenancy import Guards
 
-IDEMPOTENCY_PURGE_EVERY_S = 300.0
 POOL_CLOSE_TIMEOUT_S = 10.0
 
 log = structlog.get_logger("cards_api.app")
@@ -56,14 +57,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dsn = settings.database_url or start_embedded(settings.data_dir).dsn
+        embedder = await asyncio.to_thread(load_embedder, settings)
         pool = await create_pool(dsn, settings)
         app.state.pool = pool
+        app.state.embedder = embedder
+        app.state.embedding_worker = worker = EmbeddingWorker(pool, embedder)
         async with pool.acquire() as conn:
             guards.key_secret = await key_tag_secret(conn)
         background = [
-            asyncio.create_task(
-                idempotency.purge_forever(pool, every_seconds=IDEMPOTENCY_PURGE_EVERY_S)
-            )
+            asyncio.create_task(housekeeping.purge_forever(pool)),
+            asyncio.create_task(worker.run_forever()),
         ]
         if settings.auth_mode is AuthMode.API_KEY:
             background.append(
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
             except TimeoutError:
                 pool.terminate()
+            await embedder.close()
 
     app = FastAPI(
         title="Cards API",
@@ -110,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routers carry their full prefix, so a route's path is its whole template (a metric label).
     app.include_router(cards.router)
     app.include_router(usage.router)
+    app.include_router(context.router)
     app.add_middleware(RequestContextMiddleware, read_timeout=settings.request_read_timeout)
     install_openapi(app)
     return app

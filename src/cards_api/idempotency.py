@@ -17,9 +17,7 @@ Following Stripe's practice and the IETF draft "The Idempotency-Key HTTP Header 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import random
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -177,16 +175,3 @@ async def purge_expired(pool: asyncpg.Pool, *, batch: int = 1000) -> int:
         total += deleted
         if deleted < batch:
             return total
-
-
-async def purge_forever(pool: asyncpg.Pool, *, every_seconds: float) -> None:
-    """Background task of each API process; jitter keeps several processes from aligning."""
-    while True:
-        await asyncio.sleep(every_seconds * random.uniform(0.5, 1.5))  # noqa: S311
-        try:
-            deleted = await purge_expired(pool)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("idempotency_purge_failed", error=type(exc).__name__)
-        else:
-            if deleted:
-                log.info("idempotency_purged", deleted=deleted)

@@ -29,3 +29,9 @@ MAX_HEADER_LINES: Final = 100
 MAX_SUMMARY_GROUPS: Final = 1000
 DEFAULT_SUMMARY_GROUPS: Final = 100
 MAX_KEY_NAME_CHARS: Final = 200
+MAX_TASK_CHARS: Final = 2000
+MIN_TOKEN_BUDGET: Final = 50
+MAX_TOKEN_BUDGET: Final = 32_000
+MAX_CONTEXT_INCLUDE: Final = 20
+CONTEXT_CANDIDATES: Final = 100
+"""How many cards, best first, a context considers after its `include`."""

@@ -11,6 +11,9 @@
 | `cards_api_database_ready` | gauge | none: 1 when the scrape reached a migrated database |
 | `cards_api_client_disconnects_total` | counter | none: clients gone before their body came |
 | `cards_api_revocation_listener_up` | gauge | none: the answering process listens for revocations |
+| `cards_embedding_duration_seconds` | histogram | `embedder` (the configured one: bounded) |
+| `cards_embeddings_pending` | gauge | none: cards waiting for an embedding, as last counted |
+| `cards_context_tokens` | histogram | none: tokens of each assembled context |
 
 The seed named the usage histogram `cards_usage_write_duration_ms`; Prometheus wants base units
 (and `promtool check metrics` rejects `_ms`), so it is exposed in seconds.
@@ -31,8 +34,10 @@ over all of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from typing import Final
 from uuid import UUID
 
@@ -41,6 +46,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -81,6 +87,23 @@ IDEMPOTENCY_REPLAYS = Counter(
     "Batch requests answered by replaying the stored response of their Idempotency-Key.",
 )
 
+EMBEDDING_DURATION = Histogram(
+    "cards_embedding_duration_seconds",
+    "Time to embed one batch of texts, by embedder.",
+    ["embedder"],
+    buckets=LATENCY_BUCKETS,
+)
+EMBEDDINGS_PENDING = Gauge(
+    "cards_embeddings_pending",
+    "Live cards whose current version has no embedding under the configured embedder "
+    "(found by text until the background worker embeds them), as last counted.",
+    multiprocess_mode="max",
+)
+CONTEXT_TOKENS = Histogram(
+    "cards_context_tokens",
+    "Tokens in each assembled context (POST /api/v1/context).",
+    buckets=(50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000),
+)
 CLIENT_DISCONNECTS = Counter(
     "cards_api_client_disconnects_total",
     "Requests abandoned by their client before the request body was complete (not answered).",
@@ -129,7 +152,29 @@ def record_usage(
     """A committed usage call: its transaction's time, and the event if it recorded one."""
     USAGE_WRITE_DURATION.observe(seconds)
     if recorded:
-        USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type, tenant_id)).inc()
+        record_usage_event(card_type=card_type, workflow_type=workflow_type, tenant_id=tenant_id)
+
+
+def record_usage_event(*, card_type: str, workflow_type: str, tenant_id: UUID) -> None:
+    """One usage event committed (by a usage call or a context naming its workflow)."""
+    USAGE_EVENTS.labels(card_type, workflow_type_label(workflow_type, tenant_id)).inc()
+
+
+@contextlib.contextmanager
+def time_embedding(embedder: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        EMBEDDING_DURATION.labels(embedder).observe(time.perf_counter() - started)
+
+
+def set_pending_embeddings(count: int) -> None:
+    EMBEDDINGS_PENDING.set(count)
+
+
+def record_context(tokens: int) -> None:
+    CONTEXT_TOKENS.observe(tokens)
 
 
 def record_idempotent_replay() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cards_api.db.roles import PREFIX_PATTERN, Roles
@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     db_role_prefix: Annotated[str | None, Field(pattern=PREFIX_PATTERN)] = None
     # The API logs in as <prefix>_app; `migrate` sets this as its password (none: trust/peer).
     database_app_password: SecretStr | None = None
+    # Context engine (SPEC v1.1). Without CARDS_EMBEDDINGS_URL the offline default embedder runs.
+    embeddings_url: Annotated[str | None, Field(pattern=r"^https?://")] = None
+    embeddings_model: str | None = None
+    embeddings_api_key: SecretStr | None = None
+    embeddings_dimension: Annotated[int | None, Field(ge=1, le=16_000)] = None
+    embeddings_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    context_ttl: Annotated[int, Field(ge=60, le=3650 * 86400)] = 30 * 86400
     # Bearer token a scraper must send to /metrics; unset: /metrics answers loopback clients only.
     metrics_token: Annotated[SecretStr | None, Field(min_length=16)] = None
 
@@ -88,6 +95,14 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql:// or postgres://")
         return value
+
+    @model_validator(mode="after")
+    def _remote_embedder_complete(self) -> Settings:
+        if self.embeddings_url and (not self.embeddings_model or not self.embeddings_dimension):
+            raise ValueError(
+                "CARDS_EMBEDDINGS_URL needs CARDS_EMBEDDINGS_MODEL and CARDS_EMBEDDINGS_DIMENSION"
+            )
+        return self
 
     def roles(self, dsn: str) -> Roles:
         """This deployment's database roles, for the database at `dsn`."""
@@ -115,8 +130,11 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
-        raise SettingsError(f"invalid setting {_env_name(field)}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across settings: the message names them
+            raise SettingsError(f"invalid settings: {message}") from None
+        field = str(first["loc"][0])
+        raise SettingsError(f"invalid setting {_env_name(field)}: {message}") from None
 
 
 @lru_cache(maxsize=1)

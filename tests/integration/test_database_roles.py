@@ -49,6 +49,12 @@ async def _make_deployment(owner_pool: asyncpg.Pool, database_url: str) -> Deplo
     async with owner_pool.acquire() as conn:
         await conn.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER")
         await conn.execute(f"CREATE DATABASE {name} OWNER {owner}")
+    # pgvector is not a trusted extension: a superuser installs it, as on a managed database.
+    superuser = await asyncpg.connect(_with_database(database_url, name))
+    try:
+        await superuser.execute("CREATE EXTENSION vector")
+    finally:
+        await superuser.close()
     owner_dsn = login_url(_with_database(database_url, name), owner, None)
     await asyncio.to_thread(migrate.upgrade, owner_dsn)  # it runs an event loop of its own
     return Deployment(name, owner, owner_dsn, Roles.for_database(owner_dsn))

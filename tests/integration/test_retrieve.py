@@ -101,14 +101,19 @@ async def test_query_ranks_by_full_text_relevance(
             card("insight", "Unrelated", content={"body": "Nothing to see"}),
         ],
     )
-    response = await client.post(RETRIEVE, json={"query": "widget"}, headers=tenant.headers())
-    titles = [c["title"] for c in response.json()["cards"]]
-    assert titles == ["Widgets everywhere", "Pricing notes"]
+    response = await client.post(
+        RETRIEVE, json={"query": "widget", "mode": "text"}, headers=tenant.headers()
+    )
+    found = response.json()["cards"]
+    assert [c["title"] for c in found] == ["Widgets everywhere", "Pricing notes"]
+    assert found[0]["score"] > found[1]["score"] > 0
 
 
 async def test_query_searches_nested_content(client: httpx.AsyncClient, tenant: Tenant) -> None:
     await _seed(client, tenant, [card(content={"deep": {"list": ["quantum computing"]}})])
-    response = await client.post(RETRIEVE, json={"query": "quantum"}, headers=tenant.headers())
+    response = await client.post(
+        RETRIEVE, json={"query": "quantum", "mode": "text"}, headers=tenant.headers()
+    )
     assert len(response.json()["cards"]) == 1
 
 

@@ -19,7 +19,7 @@ from cards_api.api.params import Cursor, IfMatch, Limit
 from cards_api.api.responses import card_response, card_rows_response, json_response, page_response
 from cards_api.api.security import CardsRead, CardsWrite
 from cards_api.api.transaction import tenant_session
-from cards_api.domain import cards, render
+from cards_api.domain import cards, embeddings, render, search
 from cards_api.domain.responses import (
     BatchCreateResponse,
     Card,
@@ -72,12 +72,24 @@ async def create_cards(
     keyed = idempotency.keyed(
         idempotency_key, request.method, request.url.path, await request.body()
     )
+    embedder = request.app.state.embedder
+    vectors = await embeddings.for_new_cards(embedder, body.cards)
     async with tenant_session(request, principal) as session:
 
         async def create() -> idempotency.StoredResponse:
             result = await cards.create_batch(
                 session.conn, tenant_id=session.tenant_id, request=body
             )
+            if vectors is not None:
+                await embeddings.store(
+                    session.conn,
+                    embedder,
+                    tenant_id=session.tenant_id,
+                    rows=result.rows,
+                    vectors=vectors,
+                )
+            else:
+                session.after_commit.append(request.app.state.embedding_worker.kick)
             payload = {
                 "cards": [render.card(row) for row in result.rows],
                 "created": result.created,
@@ -102,13 +114,18 @@ async def create_cards(
     openapi_extra=json_request(RetrieveRequest),
 )
 async def retrieve_cards(request: Request, principal: CardsRead) -> Response:
-    """Fetch cards for a workflow by ids (order kept), types, tags or full-text query."""
+    """Fetch cards for a workflow by ids (order kept), types, tags, or a free-text `query`
+    ranked by `mode`: `text`, `semantic` or `hybrid` (the default)."""
     body = await json_body(request, RetrieveRequest)
+    plan = None
+    if body.query is not None:  # embedded before the transaction: no connection waits on it
+        plan = await search.plan(request.app.state.embedder, body.query, body.mode)
     async with tenant_session(request, principal) as session:
         rows, missing = await cards.retrieve(
-            session.conn, tenant_id=session.tenant_id, request=body
+            session.conn, tenant_id=session.tenant_id, request=body, plan=plan
         )
-    return json_response({"cards": [render.card(row) for row in rows], "missing_ids": missing})
+    item = render.scored_card if plan is not None else render.card
+    return json_response({"cards": [item(row) for row in rows], "missing_ids": missing})
 
 
 @router.get("", response_model=CardPage, responses=problems(400, 401, 403, 422))
@@ -167,6 +184,11 @@ async def patch_card(
             patch=body,
             if_match=if_match,
         )
+        state = request.app.state
+        if not await embeddings.refresh_row(
+            session.conn, state.embedder, tenant_id=session.tenant_id, row=row
+        ):
+            session.after_commit.append(state.embedding_worker.kick)
     return card_response(row)
 
 

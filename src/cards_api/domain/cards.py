@@ -5,7 +5,6 @@ Functions here take the request's connection (already bound to the tenant) and n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -16,8 +15,11 @@ import orjson
 
 from cards_api.db.queries import cards as cards_q
 from cards_api.db.queries import versions as versions_q
+from cards_api.db.queries.search import Filters
 from cards_api.db.types import Connection
+from cards_api.domain import search
 from cards_api.domain.schemas import BatchCreateRequest, CardPatch, RetrieveRequest
+from cards_api.domain.search import Plan
 from cards_api.errors import NotFound, PreconditionFailed, ValidationFailed
 from cards_api.pagination import (
     Page,
@@ -97,32 +99,31 @@ async def create_batch(
     return BatchResult(rows=ordered, created=created, updated=len(rows) - created)
 
 
-_WORD = re.compile(r"\w+")
-
-
-def search_words(query: str) -> str:
-    """The words of a free-text query, space-separated; punctuation and operators dropped.
-
-    A query with no word left (say 40 "-") matches no card, rather than every card.
-    """
-    return " ".join(_WORD.findall(query))
-
-
 async def retrieve(
-    conn: Connection, *, tenant_id: UUID, request: RetrieveRequest
+    conn: Connection, *, tenant_id: UUID, request: RetrieveRequest, plan: Plan | None
 ) -> tuple[list[asyncpg.Record], list[UUID]]:
-    """Cards for a workflow; with `card_ids`, in the order asked plus the ids not found."""
+    """Cards for a workflow; with `card_ids`, in the order asked plus the ids not found. With a
+    query (`plan`), ranked best first, each row carrying its `score`."""
     card_types = [t.value for t in request.card_types] if request.card_types else None
     wanted = list(dict.fromkeys(request.card_ids)) if request.card_ids is not None else None
-    rows = await cards_q.find_cards(
-        conn,
-        tenant_id=tenant_id,
-        ids=wanted,
-        card_types=card_types,
-        tags=request.tags,
-        query=search_words(request.query) if request.query is not None else None,
-        limit=len(wanted) if wanted is not None else request.limit,
-    )
+    limit = len(wanted) if wanted is not None else request.limit
+    if plan is not None:
+        rows = await search.rank(
+            conn,
+            plan,
+            tenant_id=tenant_id,
+            filters=Filters(ids=wanted, card_types=card_types, tags=request.tags),
+            limit=limit,
+        )
+    else:
+        rows = await cards_q.find_cards(
+            conn,
+            tenant_id=tenant_id,
+            ids=wanted,
+            card_types=card_types,
+            tags=request.tags,
+            limit=limit,
+        )
     if wanted is None:
         return rows, []
     found = {row["id"]: row for row in rows}

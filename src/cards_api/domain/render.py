@@ -36,6 +36,12 @@ def card(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+def scored_card(row: asyncpg.Record) -> dict[str, Any]:
+    """A card found by a query, with its `score` (higher is better, comparable within one
+    response)."""
+    return {**card(row), "score": float(row["score"])}
+
+
 def version(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "version": row["version"],
@@ -53,3 +59,27 @@ def event(row: asyncpg.Record) -> dict[str, Any]:
         "session_id": row["session_id"],
         "created_at": row["created_at"],
     }
+
+
+def _scalar(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def readable(value: Any, indent: int = 0) -> str:
+    """Card content as prompt text: one `key: value` line per field, nested fields indented,
+    lists of plain values joined with commas; the fields keep their order."""
+    pad = "  " * indent
+    if not isinstance(value, dict):
+        return pad + _scalar(value)
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            lines += [f"{pad}{key}:", readable(item, indent + 1)] if item else [f"{pad}{key}:"]
+        elif isinstance(item, list) and any(isinstance(x, dict | list) for x in item):
+            lines.append(f"{pad}{key}:")
+            lines += [f"{pad}- {readable(x).strip()}".replace("\n", "\n  " + pad) for x in item]
+        elif isinstance(item, list):
+            lines.append(f"{pad}{key}: " + ", ".join(_scalar(x) for x in item))
+        else:
+            lines.append(f"{pad}{key}: {_scalar(item)}")
+    return "\n".join(line for line in lines if line.strip())

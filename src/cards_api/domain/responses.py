@@ -7,12 +7,12 @@ contract tests check every response against them, so the two cannot drift apart.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
-from cards_api.domain.schemas import CardType, GroupBy
+from cards_api.domain.schemas import CardType, ContextFormat, GroupBy
 
 
 class Card(BaseModel):
@@ -36,8 +36,14 @@ class BatchCreateResponse(BaseModel):
     updated: int
 
 
+class RetrievedCard(Card):
+    score: float | None = Field(
+        None, description="With `query`: relevance, higher is better, comparable within a response"
+    )
+
+
 class RetrieveResponse(BaseModel):
-    cards: list[Card]
+    cards: list[RetrievedCard]
     missing_ids: list[UUID]
 
 
@@ -106,3 +112,49 @@ class Problem(BaseModel):
     detail: str
     trace_id: str
     errors: list[ProblemItem] | None = None
+
+
+class ContextCard(BaseModel):
+    id: UUID
+    version: int
+    card_type: CardType
+    title: str
+    score: float | None = Field(description="Relevance to the task; null for an included card")
+    tokens: int = Field(description="The card's own tokens in the text")
+
+
+class OmittedCard(BaseModel):
+    id: UUID
+    reason: Literal["budget", "per_type_limit", "not_found"]
+
+
+class ContextResponse(BaseModel):
+    context_id: UUID
+    text: str
+    tokens: int
+    token_budget: int
+    tokenizer: str
+    format: ContextFormat
+    cards: list[ContextCard]
+    omitted: list[OmittedCard]
+
+
+class ContextRecord(BaseModel):
+    context_id: UUID
+    task: str
+    format: ContextFormat
+    tokens: int
+    token_budget: int
+    tokenizer: str
+    cards: list[ContextCard]
+    omitted: list[OmittedCard]
+    workflow_id: str | None
+    workflow_type: str | None
+    created_at: AwareDatetime
+
+
+class SearchInfo(BaseModel):
+    embedder: str
+    dimension: int
+    pending: int = Field(description="The tenant's live cards still waiting for an embedding")
+    tokenizer: str

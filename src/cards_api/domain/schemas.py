@@ -37,6 +37,14 @@ class CardType(StrEnum):
     EXAMPLE = "example"
 
 
+class SearchMode(StrEnum):
+    """How a `query` ranks cards: by its words, by meaning, or both fused (the default)."""
+
+    TEXT = "text"
+    SEMANTIC = "semantic"
+    HYBRID = "hybrid"
+
+
 class GroupBy(StrEnum):
     CARD_TYPE = "card_type"
     WORKFLOW_TYPE = "workflow_type"
@@ -178,6 +186,7 @@ class RetrieveRequest(_Request):
         ]
         | None
     ) = None
+    mode: SearchMode = SearchMode.HYBRID
     limit: Annotated[int, Field(ge=1, le=limits.MAX_PAGE_LIMIT)] = limits.DEFAULT_PAGE_LIMIT
 
     @model_validator(mode="after")
@@ -192,21 +201,56 @@ class RetrieveRequest(_Request):
         return self
 
 
+WorkflowId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_WORKFLOW_ID_CHARS),
+    AfterValidator(_storable),
+]
+WorkflowType = Annotated[str, StringConstraints(pattern=limits.WORKFLOW_TYPE_PATTERN)]
+SessionId = Annotated[
+    str, StringConstraints(max_length=limits.MAX_SESSION_ID_CHARS), AfterValidator(_storable)
+]
+
+
 class UsageRequest(_Request):
-    workflow_id: Annotated[
+    workflow_id: WorkflowId
+    workflow_type: WorkflowType
+    session_id: SessionId | None = None
+
+
+class ContextFormat(StrEnum):
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+class ContextRequest(_Request):
+    """What a workflow asks for: its task, its budget, and optionally which cards may go in."""
+
+    task: Annotated[
         str,
-        StringConstraints(min_length=1, max_length=limits.MAX_WORKFLOW_ID_CHARS),
+        StringConstraints(min_length=1, max_length=limits.MAX_TASK_CHARS),
         AfterValidator(_storable),
+        AfterValidator(_not_blank),
     ]
-    workflow_type: Annotated[str, StringConstraints(pattern=limits.WORKFLOW_TYPE_PATTERN)]
-    session_id: (
-        Annotated[
-            str,
-            StringConstraints(max_length=limits.MAX_SESSION_ID_CHARS),
-            AfterValidator(_storable),
-        ]
-        | None
-    ) = None
+    token_budget: Annotated[int, Field(ge=limits.MIN_TOKEN_BUDGET, le=limits.MAX_TOKEN_BUDGET)]
+    card_types: Annotated[list[CardType], Field(min_length=1, max_length=len(CardType))] | None = (
+        None
+    )
+    tags: Annotated[list[Tag], Field(min_length=1, max_length=limits.MAX_TAGS)] | None = None
+    include: Annotated[list[UUID], Field(max_length=limits.MAX_CONTEXT_INCLUDE)] | None = None
+    per_type_limit: dict[CardType, Annotated[int, Field(ge=0)]] | None = None
+    format: ContextFormat = ContextFormat.MARKDOWN
+    workflow_id: WorkflowId | None = None
+    workflow_type: WorkflowType | None = None
+    session_id: SessionId | None = None
+
+    @model_validator(mode="after")
+    def _workflow_complete(self) -> ContextRequest:
+        if (self.workflow_id is None) != (self.workflow_type is None):
+            raise ValueError("workflow_id and workflow_type go together, to record usage")
+        if self.session_id is not None and self.workflow_id is None:
+            raise ValueError("session_id needs workflow_id")
+        return self
 
 
 # Response shapes. Handlers render JSON directly (see `domain.render`); these models document

@@ -66,45 +66,43 @@ async def upsert_batch(
     return await conn.fetch(UPSERT_BATCH, tenant_id, cards_json)
 
 
-def _live_cards_where(filters: Sequence[tuple[bool, str, int]]) -> tuple[str, int]:
+def live_cards_where(
+    filters: Sequence[tuple[bool, str, int]], *, table: str = ""
+) -> tuple[str, int]:
     """The WHERE clause over a tenant's live cards, plus each present filter's condition.
 
     `filters` are (present, condition template, number of parameters); parameters are numbered
-    after the tenant's `$1`, in order. Returns the clause and the last parameter's number.
+    after the tenant's `$1`, in order, and `{t}` in a template stands for `table` (a prefix such
+    as `cards.` where the statement joins). Returns the clause and the last parameter's number.
     """
-    where = ["tenant_id = $1", "archived_at IS NULL"]
+    where = [f"{table}tenant_id = $1", f"{table}archived_at IS NULL"]
     n = 1
     for present, condition, count in filters:
         if present:
-            where.append(condition.format(*(f"${n + k}" for k in range(1, count + 1))))
+            params = (f"${n + k}" for k in range(1, count + 1))
+            where.append(condition.format(*params, t=table))
             n += count
     return " AND ".join(where), n
 
 
-# The query arrives as words only (see `domain.cards.search_words`): PostgreSQL's own query
-# syntaxes (websearch, to_tsquery) overflow their parser stack on input such as 200 "(" and
-# reject stray operators; plain words cannot do either.
-_TSQUERY = "plainto_tsquery('english', {0})"
+def card_filters(*, ids: bool, card_types: bool, tags: bool) -> list[tuple[bool, str, int]]:
+    """Retrieve's filters: any of the ids, any of the types, any of the tags."""
+    return [
+        (ids, "{t}id = ANY({0}::uuid[])", 1),
+        (card_types, "{t}card_type = ANY({0}::text[])", 1),
+        (tags, "{t}tags && {0}::text[]", 1),
+    ]
 
 
 @functools.cache
-def find_cards_sql(*, ids: bool, card_types: bool, tags: bool, query: bool) -> str:
-    """The statement for a combination of filters, built once per combination.
+def find_cards_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
+    """The statement for a combination of filters, built once per combination; in creation
+    order (a query ranks instead: `queries/search.py`).
 
-    Parameters in order: tenant, then ids, card types, tags and query when present, then limit.
+    Parameters in order: tenant, then ids, card types and tags when present, then limit.
     """
-    where, n = _live_cards_where(
-        [
-            (ids, "id = ANY({0}::uuid[])", 1),
-            (card_types, "card_type = ANY({0}::text[])", 1),
-            (tags, "tags && {0}::text[]", 1),
-            (query, "search @@ " + _TSQUERY, 1),
-        ]
-    )
-    order = "created_at, id"
-    if query:  # the last parameter
-        order = f"ts_rank_cd(search, {_TSQUERY.format(f'${n}')}) DESC, created_at, id"
-    return f"SELECT {CARD_COLUMNS} FROM cards WHERE {where} ORDER BY {order} LIMIT ${n + 1}"
+    where, n = live_cards_where(card_filters(ids=ids, card_types=card_types, tags=tags))
+    return f"SELECT {CARD_COLUMNS} FROM cards WHERE {where} ORDER BY created_at, id LIMIT ${n + 1}"
 
 
 async def find_cards(
@@ -114,17 +112,13 @@ async def find_cards(
     ids: Sequence[UUID] | None = None,
     card_types: Sequence[str] | None = None,
     tags: Sequence[str] | None = None,
-    query: str | None = None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Live cards matching every given filter; ranked by relevance when `query` is given."""
+    """Live cards matching every given filter."""
     sql = find_cards_sql(
-        ids=ids is not None,
-        card_types=card_types is not None,
-        tags=tags is not None,
-        query=query is not None,
+        ids=ids is not None, card_types=card_types is not None, tags=tags is not None
     )
-    args = [tenant_id, *(v for v in (ids, card_types, tags, query) if v is not None), limit]
+    args = [tenant_id, *(v for v in (ids, card_types, tags) if v is not None), limit]
     return await conn.fetch(sql, *args)
 
 
@@ -132,7 +126,7 @@ async def find_cards(
 def list_page_sql(*, card_type: bool, tag: bool, after: bool) -> str:
     """Parameters in order: tenant, then card type, tag and (created_at, id) when present, then
     limit."""
-    where, n = _live_cards_where(
+    where, n = live_cards_where(
         [
             (card_type, "card_type = {0}", 1),
             (tag, "tags @> ARRAY[{0}::text]", 1),

@@ -45,6 +45,43 @@ async def track_usage(
     )
 
 
+# The same rules for several cards at once (a context's cards): every live card's count goes up,
+# and each (card, workflow) pair gets its first event. Rows are updated in id order, the order
+# every such statement takes, so that two of them on overlapping cards cannot deadlock.
+TRACK_MANY = """
+WITH card AS (
+    UPDATE cards
+    SET usage_count = usage_count + 1, last_used_at = now()
+    WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND archived_at IS NULL
+    RETURNING tenant_id, id, card_type
+), event AS (
+    INSERT INTO card_usage (tenant_id, card_id, card_type, workflow_id, workflow_type, session_id)
+    SELECT tenant_id, id, card_type, $3, $4, $5 FROM card ORDER BY id
+    ON CONFLICT (tenant_id, card_id, workflow_id) DO NOTHING
+    RETURNING card_type
+)
+SELECT card_type FROM event
+"""
+
+
+async def track_many(
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    card_ids: list[UUID],
+    workflow_id: str,
+    workflow_type: str,
+    session_id: str | None,
+) -> list[str]:
+    """Count a use of each card; the card types of the events this recorded (new pairs only)."""
+    if not card_ids:
+        return []
+    rows = await conn.fetch(
+        TRACK_MANY, tenant_id, sorted(card_ids), workflow_id, workflow_type, session_id
+    )
+    return [row["card_type"] for row in rows]
+
+
 async def events_page(
     conn: Connection,
     *,

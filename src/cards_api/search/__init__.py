@@ -1,0 +1,1 @@
+"""Search by meaning and prompt-ready context: embedders, the tokenizer, text to embed."""

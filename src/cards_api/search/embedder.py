@@ -1,0 +1,160 @@
+"""Embedders: the offline default (wordllama's `l2_supercat_256`, weights inside its wheel) and
+any OpenAI-compatible `/v1/embeddings` server.
+
+Vectors are L2-normalised, so cosine similarity is their dot product (pgvector `<=>`). Neither
+embedder blocks the event loop: the local one runs in a thread (numpy releases the GIL in its
+matrix work), the remote one is an async HTTP call with a deadline. Nothing is downloaded: the
+local weights are read from the installed package, and a missing file stops the start with one
+clear line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import structlog
+
+from cards_api import metrics
+from cards_api.settings import Settings
+
+log = structlog.get_logger("cards_api.embedder")
+
+Vector = list[float]
+
+LOCAL_MODEL = "l2_supercat_256"
+LOCAL_NAME = f"wordllama/{LOCAL_MODEL}"
+LOCAL_DIMENSION = 256
+
+
+class EmbedderUnavailable(Exception):
+    """The embedder could not answer (remote down, slow, or malformed answer)."""
+
+
+class Embedder(Protocol):
+    name: str
+    dimension: int
+    local: bool
+    """True when embedding is a quick computation here, not a wait on another server."""
+
+    async def embed(self, texts: list[str]) -> list[Vector]: ...
+
+    async def close(self) -> None: ...
+
+
+def _normalised(vector: Any) -> Vector:
+    values = [float(x) for x in vector]
+    norm = math.sqrt(sum(x * x for x in values))
+    return [x / norm for x in values] if norm > 0 else values
+
+
+class LocalEmbedder:
+    """wordllama's static token embeddings, averaged: about 1,000 short texts in 15-40 ms."""
+
+    local = True
+
+    def __init__(self) -> None:
+        import wordllama
+        from safetensors import safe_open
+        from tokenizers import Tokenizer
+        from wordllama.inference import WordLlamaInference
+
+        package = Path(wordllama.__file__).parent
+        weights = package / "weights" / f"{LOCAL_MODEL}.safetensors"
+        tokenizer = package / "tokenizers" / "l2_supercat_tokenizer_config.json"
+        for path in (weights, tokenizer):
+            if not path.is_file():
+                raise RuntimeError(
+                    f"the embedder's file {path} is missing; reinstall wordllama "
+                    "(it ships its weights; nothing is downloaded)"
+                )
+        with safe_open(str(weights), framework="np", device="cpu") as tensors:
+            matrix = tensors.get_tensor("embedding.weight")
+        self._model = WordLlamaInference(matrix, Tokenizer.from_file(str(tokenizer)))
+        self.name = LOCAL_NAME
+        self.dimension = int(matrix.shape[1])
+
+    def embed_now(self, texts: list[str]) -> list[Vector]:
+        """Blocking: call from a thread (or a CLI)."""
+        if not texts:
+            return []
+        return [[float(x) for x in row] for row in self._model.embed(texts, norm=True)]
+
+    async def embed(self, texts: list[str]) -> list[Vector]:
+        with metrics.time_embedding(self.name):
+            return await asyncio.to_thread(self.embed_now, texts)
+
+    async def close(self) -> None:
+        """Nothing to release: the weights go with the process."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteConfig:
+    url: str
+    """Base URL of an OpenAI-compatible API; requests go to `{url}/embeddings`."""
+    model: str
+    dimension: int
+    api_key: str | None
+    timeout: float
+
+
+class RemoteEmbedder:
+    """An OpenAI-compatible embeddings endpoint (a local inference server, or a hosted one)."""
+
+    local = False
+
+    def __init__(self, config: RemoteConfig, transport: httpx.AsyncBaseTransport | None = None):
+        self.config = config
+        self.name = f"remote/{config.model}"
+        self.dimension = config.dimension
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=config.url.rstrip("/"),
+            timeout=config.timeout,
+            headers=headers,
+            transport=transport,
+        )
+
+    async def embed(self, texts: list[str]) -> list[Vector]:
+        if not texts:
+            return []
+        with metrics.time_embedding(self.name):
+            try:
+                response = await self._http.post(
+                    "/embeddings", json={"model": self.config.model, "input": texts}
+                )
+                response.raise_for_status()
+                data = sorted(response.json()["data"], key=lambda item: item["index"])
+                vectors = [_normalised(item["embedding"]) for item in data]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                raise EmbedderUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if len(vectors) != len(texts) or any(len(v) != self.dimension for v in vectors):
+            raise EmbedderUnavailable(
+                f"expected {len(texts)} vectors of {self.dimension} dimensions"
+            )
+        return vectors
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """The remote embedder when `CARDS_EMBEDDINGS_URL` is set, else the offline default."""
+    if settings.embeddings_url:
+        assert settings.embeddings_model is not None  # checked by Settings
+        assert settings.embeddings_dimension is not None
+        key = settings.embeddings_api_key
+        return RemoteEmbedder(
+            RemoteConfig(
+                url=settings.embeddings_url,
+                model=settings.embeddings_model,
+                dimension=settings.embeddings_dimension,
+                api_key=key.get_secret_value() if key is not None else None,
+                timeout=settings.embeddings_timeout,
+            )
+        )
+    return LocalEmbedder()

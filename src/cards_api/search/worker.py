@@ -1,0 +1,148 @@
+"""Embedding the cards that have no current embedding: in the background of every API process,
+and on demand (`cards-api reindex`).
+
+The cards table itself is the durable outbox: a live card whose current version has no vector
+under the configured embedder is pending, whatever happened to the process that wrote it. A pass
+asks which tenants have pending cards (ids only, through a granted function), then for each
+tenant reads a small batch (a short transaction), embeds it with no connection held, and stores
+the vectors (another short transaction; a vector for a version since replaced is dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from uuid import UUID
+
+import asyncpg
+import orjson
+import structlog
+
+from cards_api import metrics
+from cards_api.db.queries import search as search_q
+from cards_api.db.queries.tenancy import abandon, begin_for_tenant, commit
+from cards_api.db.types import Connection
+from cards_api.search.embedder import Embedder, EmbedderUnavailable
+from cards_api.search.text import card_text
+
+log = structlog.get_logger("cards_api.embedding_worker")
+
+BATCH = 64
+IDLE_SECONDS = 5.0
+RETRY_SECONDS = 10.0
+
+
+T = TypeVar("T")
+
+
+async def _in_tenant(
+    pool: asyncpg.Pool, tenant_id: UUID, work: Callable[[Connection], Awaitable[T]]
+) -> T:
+    """`work` in a short transaction of its own, bound to the tenant."""
+    async with pool.acquire() as conn:
+        await begin_for_tenant(conn, tenant_id=tenant_id)
+        try:
+            result = await work(conn)
+        except BaseException:
+            await abandon(conn)
+            raise
+        await commit(conn)
+        return result
+
+
+async def embed_tenant(
+    pool: asyncpg.Pool,
+    embedder: Embedder,
+    tenant_id: UUID,
+    *,
+    on_embedded: Callable[[int], None] | None = None,
+) -> int:
+    """Embed every pending card of one tenant, a batch at a time; returns how many."""
+    done = 0
+    while True:
+        rows = await _in_tenant(
+            pool,
+            tenant_id,
+            lambda conn: search_q.pending_cards(
+                conn, tenant_id=tenant_id, embedder=embedder.name, limit=BATCH
+            ),
+        )
+        if not rows:
+            return done
+        texts = [card_text(row["title"], row["tags"], orjson.loads(row["content"])) for row in rows]
+        vectors = await embedder.embed(texts)
+        triples = [
+            (row["id"], row["version"], vector) for row, vector in zip(rows, vectors, strict=True)
+        ]
+        await _in_tenant(
+            pool,
+            tenant_id,
+            lambda conn, triples=triples: search_q.store_embeddings(  # type: ignore[misc]
+                conn, tenant_id=tenant_id, embedder=embedder.name, cards=triples
+            ),
+        )
+        done += len(rows)
+        if on_embedded is not None:
+            on_embedded(len(rows))
+        if len(rows) < BATCH:
+            return done
+
+
+async def tenants_with_pending(pool: asyncpg.Pool, embedder: Embedder) -> list[UUID]:
+    async with pool.acquire() as conn:
+        return await search_q.tenants_with_pending(conn, embedder=embedder.name)
+
+
+async def count_pending(pool: asyncpg.Pool, embedder: Embedder, tenants: list[UUID]) -> int:
+    total = 0
+    for tenant_id in tenants:
+        count = await _in_tenant(
+            pool,
+            tenant_id,
+            lambda conn, t=tenant_id: search_q.count_pending(
+                conn, tenant_id=t, embedder=embedder.name
+            ),  # type: ignore[misc]
+        )
+        assert isinstance(count, int)
+        total += count
+    return total
+
+
+class EmbeddingWorker:
+    """One per API process: a pass every few seconds, or at once when a write asks for one."""
+
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder) -> None:
+        self.pool = pool
+        self.embedder = embedder
+        self._wake = asyncio.Event()
+
+    def kick(self) -> None:
+        """Ask for a pass soon (a write left cards to embed)."""
+        self._wake.set()
+
+    async def run_pass(self) -> int:
+        done = 0
+        for tenant_id in await tenants_with_pending(self.pool, self.embedder):
+            done += await embed_tenant(self.pool, self.embedder, tenant_id)
+        pending = await tenants_with_pending(self.pool, self.embedder)
+        metrics.set_pending_embeddings(await count_pending(self.pool, self.embedder, pending))
+        return done
+
+    async def run_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
+            self._wake.clear()
+            try:
+                done = await self.run_pass()
+            except EmbedderUnavailable as exc:
+                log.warning("embedding_pass_failed", error=str(exc), retry_in_s=RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("embedding_pass_failed", error=type(exc).__name__)
+                await asyncio.sleep(RETRY_SECONDS)
+            else:
+                if done:
+                    log.info("cards_embedded", cards=done)
