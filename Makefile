@@ -21,7 +21,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8002
 WORKERS ?= 1
 
-.PHONY: help install serve migrate test lint typecheck pytest fmt bench clean
+.PHONY: help install serve migrate test lint typecheck pytest fmt bench eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,8 +45,8 @@ migrate: install  ## apply pending migrations
 test: lint typecheck pytest  ## every check: ruff, mypy --strict, the whole pytest suite
 
 lint: install  ## ruff lint and format check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench eval
+	$(BIN)/ruff format --check src tests bench eval
 
 typecheck: install  ## mypy --strict
 	$(BIN)/mypy
@@ -55,8 +55,8 @@ pytest: install  ## unit, integration and end-to-end tests on a real PostgreSQL
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 fmt: install  ## format and fix what ruff can
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench eval
+	$(BIN)/ruff check --fix src tests bench eval
 
 # The benchmark needs Debian's wrk (a C load generator) and the bench dependency group (the
 # LangGraph peer, py-spy). QUICK=1 runs short, single repetitions in under two minutes.
@@ -68,6 +68,12 @@ bench: $(UV)  ## measure R, U, B, Q, L against the database limit and a peer (QU
 	$(UV) sync --locked --python $(PYTHON) --quiet --compile-bytecode --group bench
 	@touch $(SYNCED)
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+# Retrieval quality on a collection folder (docs.jsonl, queries.jsonl, qrels.tsv), e.g.
+# make eval COLLECTION=../shared/eval/cranfield
+eval: install  ## nDCG@10, recall@10, MRR@10 per search mode beside BM25 (COLLECTION=folder)
+	@test -n "$(COLLECTION)" || { echo "usage: make eval COLLECTION=path/to/collection"; exit 2; }
+	$(BIN)/python -m eval $(COLLECTION)
 
 clean:  ## remove the virtualenvs and caches (not .data)
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

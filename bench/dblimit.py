@@ -105,6 +105,7 @@ def scripts(tenants: int) -> dict[str, str]:
                 search_q.text_sql(ids=False, card_types=False, tags=False),
                 tenant,
                 f" || ({words})[CAST(:w AS int)] || ",
+                f"({words})[CAST(:w AS int)]",
                 "10",
             ),
             sets=f"\\set w random(1, {len(WORDS)})",

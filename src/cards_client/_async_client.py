@@ -19,9 +19,14 @@ from cards_client._models import (
     BatchResult,
     Card,
     CardVersion,
+    Context,
+    ContextFormat,
+    ContextRecord,
     GroupBy,
     NewCard,
     RetrieveResult,
+    SearchInfo,
+    SearchMode,
     UsageEvent,
     UsageResult,
     UsageSummary,
@@ -106,8 +111,49 @@ class AsyncCardsClient(BaseClient):
         tags: Sequence[str] | None = None,
         query: str | None = None,
         limit: int | None = None,
+        mode: SearchMode | None = None,
     ) -> RetrieveResult:
-        return await self._send(calls.retrieve(card_ids, card_types, tags, query, limit))
+        """Cards by ids, types, tags, or a free-text `query` ranked by `mode` (`text`,
+        `semantic`, or `hybrid`, the server's default); each found by a query has a `score`."""
+        return await self._send(calls.retrieve(card_ids, card_types, tags, query, limit, mode))
+
+    async def context(
+        self,
+        task: str,
+        token_budget: int,
+        *,
+        card_types: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        include: Sequence[str | UUID] | None = None,
+        per_type_limit: Mapping[str, int] | None = None,
+        format: ContextFormat | None = None,
+        workflow_id: str | None = None,
+        workflow_type: str | None = None,
+        session_id: str | None = None,
+    ) -> Context:
+        """Prompt-ready text for `task` within `token_budget` tokens (exact count), and what
+        went in; with `workflow_id` and `workflow_type`, usage is recorded for each card."""
+        call = calls.context(
+            task,
+            token_budget,
+            card_types=card_types,
+            tags=tags,
+            include=include,
+            per_type_limit=per_type_limit,
+            format=format,
+            workflow_id=workflow_id,
+            workflow_type=workflow_type,
+            session_id=session_id,
+        )
+        return await self._send(call)
+
+    async def get_context(self, context_id: str | UUID) -> ContextRecord:
+        """What a past context held (cards with their versions), for audit."""
+        return await self._send(calls.get_context(context_id))
+
+    async def search_info(self) -> SearchInfo:
+        """The embedder and tokenizer in use, and how many cards wait for an embedding."""
+        return await self._send(calls.search_info())
 
     def list_cards(
         self, *, card_type: str | None = None, tag: str | None = None, page_size: int = PAGE_SIZE

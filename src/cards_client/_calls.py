@@ -19,9 +19,14 @@ from cards_client._models import (
     BatchResult,
     Card,
     CardVersion,
+    Context,
+    ContextFormat,
+    ContextRecord,
     GroupBy,
     NewCard,
     RetrieveResult,
+    SearchInfo,
+    SearchMode,
     UsageEvent,
     UsageResult,
     UsageSummary,
@@ -109,8 +114,11 @@ def retrieve(
     tags: Sequence[str] | None,
     query: str | None,
     limit: int | None,
+    mode: SearchMode | None = None,
 ) -> Call[RetrieveResult]:
     body: dict[str, Any] = {}
+    if mode is not None:
+        body["mode"] = mode
     if card_ids is not None:
         body["card_ids"] = [str(i) for i in card_ids]
     if card_types is not None:
@@ -127,6 +135,59 @@ def retrieve(
         lambda r: RetrieveResult.model_validate(r.json()),
         Safety.REPEATABLE,
         json=body,
+    )
+
+
+def context(
+    task: str,
+    token_budget: int,
+    *,
+    card_types: Sequence[str] | None,
+    tags: Sequence[str] | None,
+    include: Sequence[str | UUID] | None,
+    per_type_limit: Mapping[str, int] | None,
+    format: ContextFormat | None,
+    workflow_id: str | None,
+    workflow_type: str | None,
+    session_id: str | None,
+) -> Call[Context]:
+    body: dict[str, Any] = {"task": task, "token_budget": token_budget}
+    optional: dict[str, Any] = {
+        "card_types": list(card_types) if card_types is not None else None,
+        "tags": list(tags) if tags is not None else None,
+        "include": [str(i) for i in include] if include is not None else None,
+        "per_type_limit": dict(per_type_limit) if per_type_limit is not None else None,
+        "format": format,
+        "workflow_id": workflow_id,
+        "workflow_type": workflow_type,
+        "session_id": session_id,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+
+    def parse(response: httpx.Response) -> Context:
+        recorded = int(response.headers.get("X-Usage-Recorded", "0"))
+        return Context.model_validate({**response.json(), "usage_recorded": recorded})
+
+    # With a workflow, a repeat would count a second use: retried only when it surely did not run.
+    safety = Safety.ONCE if workflow_id is not None else Safety.REPEATABLE
+    return Call("POST", "/api/v1/context", parse, safety, json=body)
+
+
+def get_context(context_id: str | UUID) -> Call[ContextRecord]:
+    return Call(
+        "GET",
+        f"/api/v1/contexts/{context_id}",
+        lambda r: ContextRecord.model_validate(r.json()),
+        Safety.REPEATABLE,
+    )
+
+
+def search_info() -> Call[SearchInfo]:
+    return Call(
+        "GET",
+        "/api/v1/search/info",
+        lambda r: SearchInfo.model_validate(r.json()),
+        Safety.REPEATABLE,
     )
 
 

@@ -16,6 +16,8 @@ CardType = Literal[
     "company", "audience", "voice", "insight", "product", "competitor", "topic", "example"
 ]
 GroupBy = Literal["card_type", "workflow_type", "card"]
+SearchMode = Literal["text", "semantic", "hybrid"]
+ContextFormat = Literal["markdown", "json"]
 
 
 class _Response(BaseModel):
@@ -61,9 +63,67 @@ class BatchResult(_Response):
     idempotency_key: str | None = None
 
 
+class ScoredCard(Card):
+    score: float | None = None
+    """With a query: relevance, higher is better, comparable within one result."""
+
+
 class RetrieveResult(_Response):
-    cards: list[Card]
+    cards: list[ScoredCard]
     missing_ids: list[UUID]
+
+
+class ContextCard(_Response):
+    id: UUID
+    version: int
+    card_type: CardType
+    title: str
+    score: float | None
+    tokens: int
+
+
+class OmittedCard(_Response):
+    id: UUID
+    reason: str
+    """`budget`, `per_type_limit` or `not_found`."""
+
+
+class Context(_Response):
+    """Prompt-ready text for a task, and what went into it."""
+
+    context_id: UUID
+    text: str
+    tokens: int
+    token_budget: int
+    tokenizer: str
+    format: ContextFormat
+    cards: list[ContextCard]
+    omitted: list[OmittedCard]
+    usage_recorded: int = 0
+    """With a workflow: how many new usage events the context recorded."""
+
+
+class ContextRecord(_Response):
+    """What a past context held, for audit."""
+
+    context_id: UUID
+    task: str
+    format: ContextFormat
+    tokens: int
+    token_budget: int
+    tokenizer: str
+    cards: list[ContextCard]
+    omitted: list[OmittedCard]
+    workflow_id: str | None
+    workflow_type: str | None
+    created_at: datetime
+
+
+class SearchInfo(_Response):
+    embedder: str
+    dimension: int
+    pending: int
+    tokenizer: str
 
 
 class CardVersion(_Response):

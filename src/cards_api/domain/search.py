@@ -18,7 +18,7 @@ from cards_api.db.types import Connection
 from cards_api.domain.schemas import SearchMode
 from cards_api.errors import ServiceUnavailable
 from cards_api.search.embedder import Embedder, EmbedderUnavailable, Vector
-from cards_api.search.text import any_word_query
+from cards_api.search.text import any_word_query, words
 
 log = structlog.get_logger("cards_api.search")
 
@@ -31,6 +31,8 @@ class Plan:
     mode: SearchMode
     tsquery: str | None
     """Any of the query's words, for `to_tsquery`; None when it has no searchable word."""
+    words: str
+    """The query's words, space-separated (their lexemes weigh the BM25 score)."""
     vector: Vector | None
     embedder: str
 
@@ -42,6 +44,7 @@ async def plan(embedder: Embedder, query: str, mode: SearchMode) -> Plan:
     found by their words); semantic search cannot, and answers 503.
     """
     tsquery = any_word_query(query)
+    found = " ".join(words(query))
     vector = None
     if mode is not SearchMode.TEXT:
         try:
@@ -51,7 +54,7 @@ async def plan(embedder: Embedder, query: str, mode: SearchMode) -> Plan:
                 raise ServiceUnavailable("the embedder is unavailable; retry shortly") from exc
             log.warning("query_embedding_failed", error=str(exc), fallback="text")
             mode = SearchMode.TEXT
-    return Plan(mode=mode, tsquery=tsquery, vector=vector, embedder=embedder.name)
+    return Plan(mode=mode, tsquery=tsquery, words=found, vector=vector, embedder=embedder.name)
 
 
 async def rank(
@@ -71,7 +74,12 @@ async def rank(
         return []
     if plan.mode is SearchMode.TEXT or plan.vector is None:
         return await search_q.rank_text(
-            conn, tenant_id=tenant_id, tsquery=plan.tsquery, limit=limit, filters=filters
+            conn,
+            tenant_id=tenant_id,
+            tsquery=plan.tsquery,
+            words=plan.words,
+            limit=limit,
+            filters=filters,
         )
     if plan.mode is SearchMode.SEMANTIC:
         return await search_q.rank_semantic(
@@ -87,6 +95,7 @@ async def rank(
         conn,
         tenant_id=tenant_id,
         tsquery=plan.tsquery,
+        words=plan.words,
         vector=plan.vector,
         embedder=plan.embedder,
         depth=max(HYBRID_DEPTH, limit),

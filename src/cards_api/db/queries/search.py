@@ -19,28 +19,67 @@ from cards_api.db.queries.cards import CARD_COLUMNS, card_filters, live_cards_wh
 from cards_api.db.types import Connection
 
 COLUMNS = ", ".join(f"cards.{column}" for column in CARD_COLUMNS.split(", "))
-# Full-text rank: ts_rank_cd over title (A) and content (B), divided by 1 + log(length) (flag
-# 1) so that long cards do not win on length alone. Chosen on the public Cranfield half
-# (docs/search.md).
-TEXT_RANK = "ts_rank_cd(cards.search, q, 1)"
+
+# Full-text relevance is Okapi BM25 over the stemmed lexemes of the `search` tsvector (title and
+# every string of the content, PostgreSQL's `english` configuration): a card matches when it
+# holds any of the query's words, and rarer words weigh more. Term frequencies come from the
+# tsvector's positions; document frequencies and the average length from the cards that match,
+# within the filters. Constants and the choice over `ts_rank`: docs/search.md.
+BM25_K1 = 1.2
+BM25_B = 0.75
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
+FEEDBACK_CARDS = 8
+"""Hybrid search moves the query's vector towards the mean of the best lexical matches'
+(pseudo-relevance feedback) before the vector ranking: the two kinds of evidence help each
+other."""
+FEEDBACK_WEIGHT = 2.0
 
 
 def _vector(values: Sequence[float]) -> str:
     return "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
+def _bm25_ctes(where: str, tsq: str, words: str) -> str:
+    """CTEs ending in `bm25(id, score)`: every matching card of the filtered set, scored."""
+    return f"""
+        terms AS (
+            SELECT DISTINCT lexeme
+            FROM unnest(tsvector_to_array(to_tsvector('english', {words}))) AS lexeme
+        ), matched AS (
+            SELECT cards.id, cards.search FROM cards, to_tsquery('english', {tsq}) AS q
+            WHERE {where} AND cards.search @@ q
+        ), stats AS (
+            SELECT (SELECT count(*) FROM cards WHERE {where})::float8 AS n,
+                   (SELECT avg(length(search)) FROM matched)::float8 AS avgdl
+        ), hits AS (
+            SELECT m.id, u.lexeme, cardinality(u.positions)::float8 AS tf,
+                   length(m.search)::float8 AS dl
+            FROM matched m, unnest(m.search) AS u
+            WHERE u.lexeme IN (SELECT lexeme FROM terms)
+        ), df AS (
+            SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme
+        ), bm25 AS (
+            SELECT hits.id,
+                   sum(ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) * hits.tf * {BM25_K1 + 1}
+                       / (hits.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * hits.dl / stats.avgdl))
+                   ) AS score
+            FROM hits JOIN df USING (lexeme) CROSS JOIN stats
+            GROUP BY hits.id
+        )"""
+
+
 @functools.cache
 def text_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
-    """$1 tenant, filters, then the tsquery text, then the limit."""
+    """$1 tenant, filters, then the tsquery text, the words, the limit."""
     where, n = live_cards_where(
         card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
     )
+    tsq, words, limit = (f"${n + k}" for k in range(1, 4))
     return (
-        f"SELECT {COLUMNS}, {TEXT_RANK} AS score "
-        f"FROM cards, to_tsquery('english', ${n + 1}) AS q "
-        f"WHERE {where} AND cards.search @@ q "
-        f"ORDER BY score DESC, cards.created_at, cards.id LIMIT ${n + 2}"
+        f"WITH {_bm25_ctes(where, tsq, words)} "
+        f"SELECT {COLUMNS}, bm25.score FROM bm25 "
+        "JOIN cards ON cards.tenant_id = $1 AND cards.id = bm25.id "
+        f"ORDER BY bm25.score DESC, cards.id LIMIT {limit}"
     )
 
 
@@ -64,23 +103,30 @@ def _semantic_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
 
 @functools.cache
 def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
-    """$1 tenant, filters, then the tsquery text, the query vector, the embedder, the number of
-    candidates each ranking contributes, the limit."""
+    """$1 tenant, filters, then the tsquery text, the words, the query vector, the same vector
+    divided by the feedback weight, the embedder, the depth of each ranking, the limit."""
     where, n = live_cards_where(
         card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
     )
-    tsq, vec, embedder, depth, limit = (f"${n + k}" for k in range(1, 6))
+    tsq, words, vec, scaled, embedder, depth, limit = (f"${n + k}" for k in range(1, 8))
     return f"""
-        WITH lexical AS (
-            SELECT cards.id, row_number() OVER (ORDER BY {TEXT_RANK} DESC, cards.id) AS r
-            FROM cards, to_tsquery('english', {tsq}) AS q
-            WHERE {where} AND cards.search @@ q
+        WITH {_bm25_ctes(where, tsq, words)},
+        lexical AS (
+            SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM bm25
             ORDER BY r LIMIT {depth}
+        ), feedback AS (
+            SELECT avg(e.embedding) AS v
+            FROM (SELECT id FROM lexical ORDER BY r LIMIT {FEEDBACK_CARDS}) best
+            JOIN card_embeddings e
+              ON e.tenant_id = $1 AND e.card_id = best.id AND e.embedder = {embedder}
+        ), probe AS (
+            SELECT coalesce(feedback.v + {scaled}::vector, {vec}::vector) AS v FROM feedback
         ), semantic AS (
             SELECT cards.id,
-                   row_number() OVER (ORDER BY e.embedding <=> {vec}::vector, cards.id) AS r
+                   row_number() OVER (ORDER BY e.embedding <=> probe.v, cards.id) AS r
             FROM cards JOIN card_embeddings e ON e.tenant_id = cards.tenant_id
              AND e.card_id = cards.id AND e.embedder = {embedder} AND e.version = cards.version
+            CROSS JOIN probe
             WHERE {where} AND numnode(to_tsquery('english', {tsq})) > 0
             ORDER BY r LIMIT {depth}
         ), fused AS (
@@ -119,11 +165,12 @@ async def rank_text(
     *,
     tenant_id: UUID,
     tsquery: str,
+    words: str,
     filters: Filters,
     limit: int,
 ) -> list[asyncpg.Record]:
     sql = text_sql(**filters.shape())
-    return await conn.fetch(sql, tenant_id, *filters.args(), tsquery, limit)
+    return await conn.fetch(sql, tenant_id, *filters.args(), tsquery, words, limit)
 
 
 async def rank_semantic(
@@ -146,6 +193,7 @@ async def rank_hybrid(
     *,
     tenant_id: UUID,
     tsquery: str | None,
+    words: str,
     vector: Sequence[float],
     embedder: str,
     filters: Filters,
@@ -157,7 +205,9 @@ async def rank_hybrid(
         tenant_id,
         *filters.args(),
         tsquery,
+        words,
         _vector(vector),
+        _vector([v / FEEDBACK_WEIGHT for v in vector]),
         embedder,
         depth,
         limit,

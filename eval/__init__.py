@@ -1,0 +1,1 @@
+"""make eval: retrieval quality measured against a real server (see harness.py)."""
