@@ -95,7 +95,7 @@ async def get_context(request: Request, principal: CardsRead, context_id: UUID) 
         row = await contexts.get(session.conn, tenant_id=session.tenant_id, context_id=context_id)
     return json_response(
         {
-            "context_id": row["id"],
+            "context_id": str(row["id"]),
             "task": row["task"],
             "format": row["format"],
             "tokens": row["tokens"],

@@ -17,10 +17,19 @@ from typing import Annotated
 
 import typer
 
-from cards_api.cli.common import app, database_errors, load, migrate_db, open_db, stdout
+from cards_api.cli.common import (
+    app,
+    database_errors,
+    fail,
+    load,
+    migrate_db,
+    open_db,
+    stdout,
+)
 from cards_api.db import migrate as migrations
 from cards_api.demo import ensure_demo_tenant
 from cards_api.logs import configure_logging
+from cards_api.search.embedder import load_embedder
 from cards_api.settings import Settings
 
 
@@ -33,6 +42,10 @@ def serve(
     """Apply pending migrations, then serve the HTTP API."""
     settings = load()
     configure_logging(settings.log_level, settings.log_format)
+    try:  # a missing model stops the start here, in one line, before any worker starts
+        load_embedder(settings)
+    except RuntimeError as exc:
+        fail(str(exc))
     database = open_db(settings)
     migrate_db(database, settings)
     if database.embedded is not None:

@@ -67,7 +67,8 @@ def _scalar(value: Any) -> str:
 
 def readable(value: Any, indent: int = 0) -> str:
     """Card content as prompt text: one `key: value` line per field, nested fields indented,
-    lists of plain values joined with commas; the fields keep their order."""
+    lists of plain values joined with commas. Fields come in the order PostgreSQL keeps them
+    (`jsonb`: shorter keys first), the same for every call."""
     pad = "  " * indent
     if not isinstance(value, dict):
         return pad + _scalar(value)

@@ -113,9 +113,18 @@ async def count_pending(pool: asyncpg.Pool, embedder: Embedder, tenants: list[UU
 class EmbeddingWorker:
     """One per API process: a pass every few seconds, or at once when a write asks for one."""
 
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
         self.pool = pool
         self.embedder = embedder
+        self.idle_seconds = idle_seconds
+        self.retry_seconds = retry_seconds
         self._wake = asyncio.Event()
 
     def kick(self) -> None:
@@ -133,16 +142,16 @@ class EmbeddingWorker:
     async def run_forever(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
             self._wake.clear()
             try:
                 done = await self.run_pass()
             except EmbedderUnavailable as exc:
-                log.warning("embedding_pass_failed", error=str(exc), retry_in_s=RETRY_SECONDS)
-                await asyncio.sleep(RETRY_SECONDS)
+                log.warning("embedding_pass_failed", error=str(exc), retry_in_s=self.retry_seconds)
+                await asyncio.sleep(self.retry_seconds)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("embedding_pass_failed", error=type(exc).__name__)
-                await asyncio.sleep(RETRY_SECONDS)
+                await asyncio.sleep(self.retry_seconds)
             else:
                 if done:
                     log.info("cards_embedded", cards=done)
