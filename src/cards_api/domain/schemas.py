@@ -187,7 +187,9 @@ class RetrieveRequest(_Request):
         | None
     ) = None
     mode: SearchMode = SearchMode.HYBRID
-    limit: Annotated[int, Field(ge=1, le=limits.MAX_PAGE_LIMIT)] = limits.DEFAULT_PAGE_LIMIT
+    limit: Annotated[int, Field(ge=1, le=limits.MAX_PAGE_LIMIT, strict=True)] = (
+        limits.DEFAULT_PAGE_LIMIT
+    )
 
     @model_validator(mode="after")
     def _some_filter(self) -> RetrieveRequest:
@@ -238,7 +240,7 @@ class ContextRequest(_Request):
     )
     tags: Annotated[list[Tag], Field(min_length=1, max_length=limits.MAX_TAGS)] | None = None
     include: Annotated[list[UUID], Field(max_length=limits.MAX_CONTEXT_INCLUDE)] | None = None
-    per_type_limit: dict[CardType, Annotated[int, Field(ge=0)]] | None = None
+    per_type_limit: dict[CardType, Annotated[int, Field(ge=0, strict=True)]] | None = None
     format: ContextFormat = ContextFormat.MARKDOWN
     workflow_id: WorkflowId | None = None
     workflow_type: WorkflowType | None = None
