@@ -14,7 +14,15 @@ import pytest
 from cards_api.db.queries.tenancy import SET_TENANT
 from tests.support import Tenant, app_role, card, connect_as_app
 
-TENANT_TABLES = ["cards", "card_versions", "card_usage", "idempotency_records", "api_keys"]
+TENANT_TABLES = [
+    "cards",
+    "card_versions",
+    "card_usage",
+    "idempotency_records",
+    "api_keys",
+    "card_embeddings",
+    "contexts",
+]
 
 CARD_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/cards/{id}", None),
@@ -128,6 +136,9 @@ async def test_the_app_role_with_no_tenant_set_sees_no_rows(
         "/api/v1/cards/batch",
         json={"cards": [card()]},
         headers=tenant.headers(**{"Idempotency-Key": "k"}),
+    )
+    await client.post(
+        "/api/v1/context", json={"task": "acme", "token_budget": 100}, headers=tenant.headers()
     )
     async with owner_pool.acquire() as owner:
         for table in TENANT_TABLES:

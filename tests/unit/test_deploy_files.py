@@ -123,7 +123,7 @@ def _known_environment() -> set[str]:
 
 def test_compose_stack() -> None:
     compose = _yaml("docker-compose.yml")["services"]
-    assert compose["postgres"]["image"].startswith("postgres:17")
+    assert compose["postgres"]["image"] == "pgvector/pgvector:pg17"  # PostgreSQL 17 + pgvector
     assert "pg_isready" in " ".join(compose["postgres"]["healthcheck"]["test"])
 
     api = compose["api"]

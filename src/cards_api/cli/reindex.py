@@ -18,9 +18,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 from cards_api.cli.common import app, database_errors, fail, load, migrate_db, open_db, stdout
-from cards_api.db.pool import create_pool
-from cards_api.search import worker
-from cards_api.search.embedder import EmbedderUnavailable, load_embedder
 
 
 @app.command()
@@ -30,6 +27,11 @@ def reindex(
     ] = None,
 ) -> None:
     """Embed every card still pending under the configured embedder; resumable."""
+    # Imported here: they import the metrics, which `serve` must configure first.
+    from cards_api.db.pool import create_pool
+    from cards_api.search import worker
+    from cards_api.search.embedder import EmbedderUnavailable, load_embedder
+
     settings = load()
     database = open_db(settings)
     migrate_db(database, settings)

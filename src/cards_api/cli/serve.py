@@ -29,7 +29,6 @@ from cards_api.cli.common import (
 from cards_api.db import migrate as migrations
 from cards_api.demo import ensure_demo_tenant
 from cards_api.logs import configure_logging
-from cards_api.search.embedder import load_embedder
 from cards_api.settings import Settings
 
 
@@ -42,6 +41,21 @@ def serve(
     """Apply pending migrations, then serve the HTTP API."""
     settings = load()
     configure_logging(settings.log_level, settings.log_format)
+    # A fresh folder where every worker writes its metrics (so counts start from zero and a
+    # scrape of any worker sums them all). prometheus_client reads it when first imported, so
+    # it is set before anything imports the metrics (the CLI's own imports never do).
+    metrics_dir = tempfile.mkdtemp(prefix="cards-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _serve(settings, host, port, workers)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    # Returning lets the embedded PostgreSQL stop (at exit), after the last request finished.
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    from cards_api.search.embedder import load_embedder
+
     try:  # a missing model stops the start here, in one line, before any worker starts
         load_embedder(settings)
     except RuntimeError as exc:
@@ -58,19 +72,9 @@ def serve(
                 f"  export CARDS_TENANT_ID={demo.tenant_id}\n"
                 f"  export CARDS_API_KEY={demo.key}"
             )
-    # Worker processes read their settings from the environment: hand them this database, and
-    # a fresh folder where every worker writes its metrics (so counts start from zero and a
-    # scrape of any worker sums them all). Both must be set before the app is imported.
+    # Worker processes read their settings from the environment: hand them this database.
     os.environ["DATABASE_URL"] = database.dsn
-    metrics_dir = tempfile.mkdtemp(prefix="cards-api-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus_client at import
-    try:
-        _run_uvicorn(
-            settings.model_copy(update={"database_url": database.dsn}), host, port, workers
-        )
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-    # Returning lets the embedded PostgreSQL stop (at exit), after the last request finished.
+    _run_uvicorn(settings.model_copy(update={"database_url": database.dsn}), host, port, workers)
 
 
 def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
