@@ -188,3 +188,25 @@ async def test_with_a_token_metrics_need_it_from_everyone(settings: Settings) ->
         right = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert right.status_code == 200
         assert "cards_api_requests_total" in right.text
+
+
+async def test_embedding_and_context_metrics_follow_the_work(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    before = await scrape(client)
+    embedder = {"embedder": "wordllama/l2_supercat_256"}
+    await client.post(
+        "/api/v1/cards/batch",
+        json={"cards": [card(), card("voice", "Calm")]},
+        headers=tenant.headers(),
+    )
+    made = await client.post(
+        "/api/v1/context", json={"task": "acme", "token_budget": 200}, headers=tenant.headers()
+    )
+    after = await scrape(client)
+    count = "cards_embedding_duration_seconds_count"
+    # One batch embedded, one query embedded.
+    assert value(after, count, **embedder) - value(before, count, **embedder) == 2
+    tokens = "cards_context_tokens_sum"
+    assert value(after, tokens) - value(before, tokens) == made.json()["tokens"]
+    assert ("cards_embeddings_pending", frozenset()) in after
