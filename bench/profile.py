@@ -52,7 +52,9 @@ def main() -> None:
     data = workdir / "tenants.txt"
     if len(sys.argv) <= 2:
         migrate.upgrade(database.dsn)
-        asyncio.run(seed.seed(database.dsn, tenants=1000, out=data))
+        asyncio.run(
+            seed.seed(database.dsn, tenants=1000, out=data, search_out=workdir / "search.txt")
+        )
     else:
         data = Path(sys.argv[2]).parent / "tenants.txt"
     server = http.start_api(database.dsn, 1, workdir / "api.log")

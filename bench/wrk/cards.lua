@@ -1,8 +1,10 @@
 -- Cards API load for wrk, one operation per run.
 --
 --   BENCH_OP    R (retrieve 4 cards by id), U (track usage), B (batch-create 4 cards with an
---               Idempotency-Key), Q (full-text query retrieve) or L (list the first page)
---   BENCH_DATA  a file of "tenant_id api_key card_id card_id ..." lines (bench/seed.py)
+--               Idempotency-Key), Q (full-text query retrieve), L (list the first page),
+--               S (hybrid search, limit 10) or C (context, budget 2,000 tokens)
+--   BENCH_DATA  a file of "tenant_id api_key card_id card_id ..." lines (bench/seed.py); for S
+--               and C the search tenant's file: "tenant_id api_key", then one query a line
 --   BENCH_RATE  0: saturation (closed loop). N > 0: open loop, N requests/s per connection;
 --               run with one connection per thread (-t C -c C). Each request is timed from the
 --               moment it was due, not from when it could be sent, so a slow response delays
@@ -40,7 +42,18 @@ end
 
 function init(args)
   tenants = {}
-  for line in io.lines(data_file) do
+  queries = {}
+  if op == "S" or op == "C" then
+    for line in io.lines(data_file) do
+      if #tenants == 0 then
+        local tenant_id, key = line:match("(%S+) (%S+)")
+        tenants[1] = { id = tenant_id, key = key, cards = {} }
+      else
+        queries[#queries + 1] = line
+      end
+    end
+  end
+  for line in (op == "S" or op == "C") and function() return nil end or io.lines(data_file) do
     local fields = {}
     for field in line:gmatch("%S+") do
       fields[#fields + 1] = field
@@ -107,6 +120,12 @@ function request()
       '{"query":"' .. pick(WORDS) .. '","limit":10}')
   elseif op == "L" then
     return wrk.format("GET", "/api/v1/cards?limit=50", headers)
+  elseif op == "S" then
+    return wrk.format("POST", "/api/v1/cards/retrieve", headers,
+      '{"query":"' .. pick(queries) .. '","mode":"hybrid","limit":10}')
+  elseif op == "C" then
+    return wrk.format("POST", "/api/v1/context", headers,
+      '{"task":"Write about ' .. pick(queries) .. '","token_budget":2000}')
   end
   error("unknown BENCH_OP " .. op)
 end
