@@ -104,7 +104,7 @@ def scripts(tenants: int) -> dict[str, str]:
             bind(
                 search_q.text_sql(ids=False, card_types=False, tags=False),
                 tenant,
-                f" || ({words})[CAST(:w AS int)] || ",
+                f"({words})[CAST(:w AS int)]",  # one plain word: a valid tsquery as it is
                 f"({words})[CAST(:w AS int)]",
                 "10",
             ),
