@@ -89,7 +89,8 @@ async def create_cards(
                     vectors=vectors,
                 )
             else:
-                session.after_commit.append(request.app.state.embedding_worker.kick)
+                worker = request.app.state.embedding_worker
+                session.after_commit.append(lambda: worker.kick(session.tenant_id))
             payload = {
                 "cards": [render.card(row) for row in result.rows],
                 "created": result.created,
@@ -188,7 +189,8 @@ async def patch_card(
         if not await embeddings.refresh_row(
             session.conn, state.embedder, tenant_id=session.tenant_id, row=row
         ):
-            session.after_commit.append(state.embedding_worker.kick)
+            worker = state.embedding_worker
+            session.after_commit.append(lambda: worker.kick(session.tenant_id))
     return card_response(row)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from uuid import UUID
@@ -32,6 +33,7 @@ log = structlog.get_logger("cards_api.embedding_worker")
 BATCH = 64
 IDLE_SECONDS = 5.0
 RETRY_SECONDS = 10.0
+FULL_SCAN_SECONDS = 600.0
 
 
 T = TypeVar("T")
@@ -111,7 +113,12 @@ async def count_pending(pool: asyncpg.Pool, embedder: Embedder, tenants: list[UU
 
 
 class EmbeddingWorker:
-    """One per API process: a pass every few seconds, or at once when a write asks for one."""
+    """One per API process. A write that could not embed its cards names its tenant (`kick`),
+    and that tenant's pending cards are embedded at once. A full scan of every tenant (the
+    cards table is the outbox) runs at start-up, after a failed pass, and every
+    `full_scan_seconds`: the safety net for work left by a process that died. Between those,
+    nothing scans the whole table, so the service's requests never wait behind it.
+    """
 
     def __init__(
         self,
@@ -120,23 +127,44 @@ class EmbeddingWorker:
         *,
         idle_seconds: float = IDLE_SECONDS,
         retry_seconds: float = RETRY_SECONDS,
+        full_scan_seconds: float = FULL_SCAN_SECONDS,
     ) -> None:
         self.pool = pool
         self.embedder = embedder
         self.idle_seconds = idle_seconds
         self.retry_seconds = retry_seconds
+        self.full_scan_seconds = full_scan_seconds
         self._wake = asyncio.Event()
+        self._kicked: set[UUID] = set()
+        self._full_scan_due = 0.0  # monotonic time; 0: at the first pass
+        self._pending: dict[UUID, int] = {}
 
-    def kick(self) -> None:
-        """Ask for a pass soon (a write left cards to embed)."""
+    def kick(self, tenant_id: UUID | None = None) -> None:
+        """Ask for a pass soon: for this tenant's cards, or (None) a full scan."""
+        if tenant_id is None:
+            self._full_scan_due = 0.0
+        else:
+            self._kicked.add(tenant_id)
         self._wake.set()
 
     async def run_pass(self) -> int:
+        now = time.monotonic()
+        if now >= self._full_scan_due:
+            tenants = set(await tenants_with_pending(self.pool, self.embedder)) | self._kicked
+            self._pending = {}
+            self._full_scan_due = now + self.full_scan_seconds
+        else:
+            tenants = set(self._kicked)
+        self._kicked.clear()
         done = 0
-        for tenant_id in await tenants_with_pending(self.pool, self.embedder):
-            done += await embed_tenant(self.pool, self.embedder, tenant_id)
-        pending = await tenants_with_pending(self.pool, self.embedder)
-        metrics.set_pending_embeddings(await count_pending(self.pool, self.embedder, pending))
+        for tenant_id in sorted(tenants):
+            try:
+                done += await embed_tenant(self.pool, self.embedder, tenant_id)
+            finally:
+                self._pending[tenant_id] = await count_pending(
+                    self.pool, self.embedder, [tenant_id]
+                )
+        metrics.set_pending_embeddings(sum(self._pending.values()))
         return done
 
     async def run_forever(self) -> None:
@@ -148,9 +176,11 @@ class EmbeddingWorker:
                 done = await self.run_pass()
             except EmbedderUnavailable as exc:
                 log.warning("embedding_pass_failed", error=str(exc), retry_in_s=self.retry_seconds)
+                self._full_scan_due = 0.0  # what failed is found again by the next scan
                 await asyncio.sleep(self.retry_seconds)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("embedding_pass_failed", error=type(exc).__name__)
+                self._full_scan_due = 0.0
                 await asyncio.sleep(self.retry_seconds)
             else:
                 if done:
