@@ -125,3 +125,20 @@ async def test_openapi_document_and_docs(client: httpx.AsyncClient) -> None:
     assert "BatchCreateRequest" in document["components"]["schemas"]
     assert any(p["name"] == "X-Tenant-ID" for p in batch["parameters"])
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_docs_api_md_lists_exactly_the_routes_of_the_openapi_document(
+    client: httpx.AsyncClient,
+) -> None:
+    import re
+    from pathlib import Path
+
+    document = (await client.get("/openapi.json")).json()
+    served = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    reference = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    documented = set(re.findall(r"^### `([A-Z]+) (/\S*)`$", reference, re.MULTILINE))
+    assert documented == served
