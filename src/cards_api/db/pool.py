@@ -10,6 +10,9 @@ skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 import asyncpg
 
 from cards_api.db.roles import login_url
@@ -43,7 +46,13 @@ def app_login_url(owner_dsn: str, settings: Settings) -> str:
     return login_url(owner_dsn, settings.roles(owner_dsn).app, settings.app_password())
 
 
-async def create_pool(owner_dsn: str, settings: Settings) -> asyncpg.Pool:
+async def create_pool(
+    owner_dsn: str,
+    settings: Settings,
+    *,
+    init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
+) -> asyncpg.Pool:
+    """The API's pool; `init` runs on each new connection (the tests use it to watch queries)."""
     pool = await asyncpg.create_pool(
         app_login_url(owner_dsn, settings),
         min_size=min(settings.pool_min_size, settings.pool_max_size),
@@ -51,6 +60,7 @@ async def create_pool(owner_dsn: str, settings: Settings) -> asyncpg.Pool:
         server_settings=server_settings(settings),
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
         reset=_keep,
+        init=init,
     )
     assert pool is not None
     return pool
