@@ -6,10 +6,10 @@ One module per job: `serve` (process supervision), `keys` (key management), `tra
 
 from __future__ import annotations
 
-from cards_api.cli import keys, reindex, serve, transfer
+from cards_api.cli import keys, mcp, reindex, serve, transfer
 from cards_api.cli.common import app
 
-__all__ = ["app", "keys", "main", "reindex", "serve", "transfer"]
+__all__ = ["app", "keys", "main", "mcp", "reindex", "serve", "transfer"]
 
 
 def main() -> None:
