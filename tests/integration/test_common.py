@@ -142,3 +142,24 @@ async def test_docs_api_md_lists_exactly_the_routes_of_the_openapi_document(
     reference = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
     documented = set(re.findall(r"^### `([A-Z]+) (/\S*)`$", reference, re.MULTILINE))
     assert documented == served
+
+
+async def test_every_operation_has_a_summary_errors_and_examples(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            assert operation.get("summary"), where
+            body = operation.get("requestBody")
+            if body is not None:
+                assert "example" in body["content"]["application/json"], where
+            if path.startswith("/api/"):
+                errors = {
+                    k: v for k, v in operation["responses"].items() if k.startswith(("4", "5"))
+                }
+                assert {"401", "429", "503"} <= set(errors), where
+                for status, response in errors.items():
+                    problem = response["content"]["application/problem+json"]
+                    assert problem["example"]["status"] == int(status), where

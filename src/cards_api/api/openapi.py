@@ -3,6 +3,7 @@ problem+json error responses and response headers."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,6 +16,19 @@ from cards_api.problems import PROBLEM_MEDIA_TYPE
 _REF = "#/components/schemas/{model}"
 _BODY_MODELS: list[type[BaseModel]] = []
 
+_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    409: "request-in-progress",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "rate-limited",
+    503: "service-unavailable",
+}
 _DESCRIPTIONS = {
     400: "Bad request: a missing or invalid header, or a body that is not JSON",
     401: "Missing, unknown or revoked API key",
@@ -38,9 +52,21 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         all_statuses.add(429)
     responses: dict[int | str, dict[str, Any]] = {}
     for status in sorted(all_statuses):
+        example = {
+            "type": "https://cards-api.dev/problems/" + _SLUGS[status],
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": _DESCRIPTIONS[status],
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        }
         entry: dict[str, Any] = {
             "description": _DESCRIPTIONS[status],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _REF.format(model="Problem")}}},
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": {"$ref": _REF.format(model="Problem")},
+                    "example": example,
+                }
+            },
         }
         if status in (429, 503):
             entry["headers"] = {
@@ -50,17 +76,39 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+# One realistic body per request model, shown in /docs and docs/api.md's spirit.
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "BatchCreateRequest": {
+        "cards": [
+            {
+                "card_type": "company",
+                "title": "Acme Widgets",
+                "content": {"summary": "Makes industrial widgets"},
+                "tags": ["onboarding"],
+                "external_ref": "company-profile",
+            }
+        ]
+    },
+    "RetrieveRequest": {"query": "what do our customers pay?", "mode": "hybrid", "limit": 5},
+    "CardPatch": {"title": "Acme Widgets Ltd", "tags": ["onboarding", "2026"]},
+    "UsageRequest": {"workflow_id": "newsletter-2026-03", "workflow_type": "premium_newsletter"},
+    "ContextRequest": {
+        "task": "Write the March newsletter about our new pricing",
+        "token_budget": 1000,
+        "card_types": ["company", "product", "voice"],
+        "workflow_id": "newsletter-2026-03",
+        "workflow_type": "premium_newsletter",
+    },
+}
+
+
 def json_request(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra=` for a route whose JSON body is read by `deps.json_body(model)`."""
+    """`openapi_extra=` for a route whose JSON body is read by `bodies.json_body(model)`."""
     _BODY_MODELS.append(model)
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}
-            },
-        }
-    }
+    media: dict[str, Any] = {"schema": {"$ref": _REF.format(model=model.__name__)}}
+    if model.__name__ in REQUEST_EXAMPLES:
+        media["example"] = REQUEST_EXAMPLES[model.__name__]
+    return {"requestBody": {"required": True, "content": {"application/json": media}}}
 
 
 def header(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
