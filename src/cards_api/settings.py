@@ -26,6 +26,14 @@ class AuthMode(StrEnum):
     HEADER = "header"
 
 
+class Pooler(StrEnum):
+    """What sits between the API and PostgreSQL."""
+
+    NONE = "none"
+    TRANSACTION = "transaction"
+    """PgBouncer (or alike) in transaction mode: no session state, no named prepared statements."""
+
+
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
@@ -54,6 +62,10 @@ class Settings(BaseSettings):
     )
 
     database_url: Annotated[str | None, Field(validation_alias="DATABASE_URL")] = None
+    # A direct URL to PostgreSQL when DATABASE_URL goes through a pooler: migrations, the keys
+    # CLI and the revocation LISTEN use it (they need a session of their own).
+    database_direct_url: str | None = None
+    db_pooler: Pooler = Pooler.NONE
     data_dir: Path = Field(default_factory=default_data_dir)
     auth_mode: AuthMode = AuthMode.API_KEY
     idempotency_ttl: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
@@ -87,7 +99,7 @@ class Settings(BaseSettings):
     # Bearer token a scraper must send to /metrics; unset: /metrics answers loopback clients only.
     metrics_token: Annotated[SecretStr | None, Field(min_length=16)] = None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_direct_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -105,8 +117,19 @@ class Settings(BaseSettings):
         return self
 
     def roles(self, dsn: str) -> Roles:
-        """This deployment's database roles, for the database at `dsn`."""
-        return Roles.for_database(dsn, self.db_role_prefix)
+        """This deployment's database roles, for the database at `dsn` (named after the direct
+        URL's database when there is one: a pooler's alias may differ)."""
+        return Roles.for_database(self.database_direct_url or dsn, self.db_role_prefix)
+
+    def role_settings(self) -> dict[str, str]:
+        """What every session of the app role starts with: set on the role by `migrate`, so
+        they hold also where a pooler cannot pass them at connect time."""
+        return {
+            "statement_timeout": str(self.statement_timeout_ms),
+            "lock_timeout": str(self.lock_timeout_ms),
+            "idle_in_transaction_session_timeout": str(self.statement_timeout_ms * 2),
+            "jit": "off",
+        }
 
     def app_password(self) -> str | None:
         secret = self.database_app_password

@@ -133,7 +133,15 @@ def test_compose_stack() -> None:
     environment = api["environment"]
     assert set(environment) <= _known_environment(), set(environment) - _known_environment()
     assert environment["DATABASE_URL"].startswith("postgresql://")
-    assert "@postgres:5432/" in environment["DATABASE_URL"]
+    # The pool through PgBouncer in transaction mode; sessions direct to PostgreSQL.
+    assert "@pgbouncer:6432/" in environment["DATABASE_URL"]
+    assert "@postgres:5432/" in environment["CARDS_DATABASE_DIRECT_URL"]
+    assert environment["CARDS_DB_POOLER"] == "transaction"
+    ini = (DEPLOY / "pgbouncer" / "pgbouncer.ini").read_text()
+    assert "pool_mode = transaction" in ini
+    assert "host=postgres port=5432 dbname=cards" in ini
+    mounts = " ".join(compose["pgbouncer"]["volumes"])
+    assert "./pgbouncer/pgbouncer.ini:/etc/pgbouncer/pgbouncer.ini" in mounts
 
     assert compose["prometheus"]["ports"] == ["9090:9090"]
     prometheus_mounts = compose["prometheus"]["volumes"]

@@ -57,4 +57,9 @@ def open_db(settings: Settings) -> Database:
 
 def migrate_db(database: Database, settings: Settings) -> None:
     with database_errors():
-        migrations.upgrade(database.dsn, settings.roles(database.dsn), settings.app_password())
+        migrations.upgrade(
+            database.dsn,
+            settings.roles(database.dsn),
+            settings.app_password(),
+            role_settings=settings.role_settings(),
+        )

@@ -73,8 +73,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
                 f"  export CARDS_API_KEY={demo.key}"
             )
     # Worker processes read their settings from the environment: hand them this database.
-    os.environ["DATABASE_URL"] = database.dsn
-    _run_uvicorn(settings.model_copy(update={"database_url": database.dsn}), host, port, workers)
+    os.environ["DATABASE_URL"] = database.pool_dsn
+    served = settings.model_copy(update={"database_url": database.pool_dsn})
+    _run_uvicorn(served, host, port, workers)
 
 
 def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:

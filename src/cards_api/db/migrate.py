@@ -44,6 +44,7 @@ def upgrade(
     app_password: str | None = None,
     *,
     target: str = "head",
+    role_settings: dict[str, str] | None = None,
 ) -> None:
     """Apply every pending migration, as the owner in `dsn`. Blocking: call it before the event
     loop starts.
@@ -57,4 +58,5 @@ def upgrade(
     config = alembic_config(dsn)
     config.attributes["roles"] = roles or Roles.for_database(dsn)
     config.attributes["app_password"] = app_password
+    config.attributes["role_settings"] = role_settings or {}
     command.upgrade(config, target)

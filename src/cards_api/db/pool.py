@@ -16,14 +16,20 @@ from typing import Any
 import asyncpg
 
 from cards_api.db.roles import login_url
-from cards_api.settings import Settings
+from cards_api.settings import Pooler, Settings
 
 LISTENER_APPLICATION_NAME = "cards-api-listener"
 
 
 def server_settings(
-    settings: Settings, *, role: str | None = None, application_name: str = "cards-api"
+    settings: Settings,
+    *,
+    role: str | None = None,
+    application_name: str = "cards-api",
+    pooler: bool = False,
 ) -> dict[str, str]:
+    if pooler:  # a pooler accepts only the parameters it tracks
+        return {"application_name": application_name, "TimeZone": "UTC"}
     values = {
         "application_name": application_name,
         "statement_timeout": str(settings.statement_timeout_ms),
@@ -53,11 +59,15 @@ async def create_pool(
     init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
 ) -> asyncpg.Pool:
     """The API's pool; `init` runs on each new connection (the tests use it to watch queries)."""
+    pooled = settings.db_pooler is Pooler.TRANSACTION
     pool = await asyncpg.create_pool(
         app_login_url(owner_dsn, settings),
         min_size=min(settings.pool_min_size, settings.pool_max_size),
         max_size=settings.pool_max_size,
-        server_settings=server_settings(settings),
+        # Behind a transaction pooler: only what it passes on (the rest are the role's own
+        # defaults, set by `migrate`), and no named prepared statements (it does not track them).
+        server_settings=server_settings(settings, pooler=pooled),
+        statement_cache_size=0 if pooled else 100,
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
         reset=_keep,
         init=init,
@@ -67,9 +77,10 @@ async def create_pool(
 
 
 async def connect_listener(owner_dsn: str, settings: Settings) -> asyncpg.Connection:
-    """The revocation listener's connection: the app role, named apart in pg_stat_activity."""
+    """The revocation listener's connection: the app role, named apart in pg_stat_activity;
+    direct to PostgreSQL when the pool goes through a pooler (LISTEN needs a session)."""
     return await asyncpg.connect(
-        app_login_url(owner_dsn, settings),
+        app_login_url(settings.database_direct_url or owner_dsn, settings),
         server_settings=server_settings(settings, application_name=LISTENER_APPLICATION_NAME),
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
     )

@@ -24,10 +24,14 @@ def _run(connection: Connection) -> None:
     with context.begin_transaction():
         connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
         context.run_migrations()
+        role = context.config.attributes["roles"].app
+        for name, value in context.config.attributes.get("role_settings", {}).items():
+            # Session defaults of the app role (timeouts): they hold behind a pooler too.
+            literal = "'" + str(value).replace("'", "''") + "'"
+            connection.execute(text(f"ALTER ROLE {role} SET {name} = {literal}"))
         password = context.config.attributes.get("app_password")
         if password is not None:
             # On every migrate, so that changing CARDS_DATABASE_APP_PASSWORD takes effect.
-            role = context.config.attributes["roles"].app
             literal = "'" + password.replace("'", "''") + "'"
             connection.execute(text(f"ALTER ROLE {role} LOGIN PASSWORD {literal}"))
 
