@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         failures=RateLimiter(
             settings.auth_failure_rate,
             settings.auth_failure_burst,
-            who="this client address after failed authentications",
+            who="this client address after failed key look-ups",
         ),
     )
 

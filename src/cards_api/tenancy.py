@@ -100,8 +100,9 @@ async def authenticate(
     429 (rate), 403 (key of another tenant). Scopes are the caller's to require.
 
     A key not in the cache is looked up in a short transaction of its own, bound to the tenant
-    the key names: no connection is held once this returns. A client address that keeps
-    presenting bad keys is refused (429) before its next look-up.
+    the key names: no connection is held once this returns. A malformed, mistyped or forged key
+    is refused without any I/O; only look-ups that find nothing count against the client
+    address, which is refused (429) before its next look-up once it has failed too often.
     """
     if claim.key is None or claim.key_hash is None:
         tenant_id = tenant_from_header(claim.tenant_header)
@@ -109,8 +110,11 @@ async def authenticate(
         return Principal(tenant_id=tenant_id, scopes=ALL_SCOPES)
     verified = guards.keys.get(claim.key_hash)
     if verified is None:
+        parsed = auth.parse_key(claim.key, guards.key_secret)
+        if parsed is None:  # malformed, mistyped or forged (wrong tag): no database work
+            raise Unauthorized(INVALID_KEY)
         guards.failures.check(client)
-        verified = await _look_up(claim.key, pool, guards, acquire_timeout)
+        verified = await _look_up(parsed, pool, guards.keys, acquire_timeout)
         if verified is None:
             guards.failures.spend(client)
             raise Unauthorized(INVALID_KEY)
@@ -122,12 +126,8 @@ async def authenticate(
 
 
 async def _look_up(
-    key: str, pool: asyncpg.Pool, guards: Guards, acquire_timeout: float
+    parsed: auth.ParsedKey, pool: asyncpg.Pool, keys: KeyCache, acquire_timeout: float
 ) -> VerifiedKey | None:
-    parsed = auth.parse_key(key, guards.key_secret)
-    if parsed is None:  # malformed, mistyped or forged (wrong tag): no database work
-        return None
-    keys = guards.keys
     generation = keys.generation
     async with pool.acquire(timeout=acquire_timeout) as conn:
         # The key is looked up inside its own tenant's row-level-security context.

@@ -195,7 +195,7 @@ async def test_an_address_that_keeps_failing_is_refused_before_any_look_up(
     assert set(statuses[5:]) == {429}
     refused = await guarded_client.get("/api/v1/cards", headers=forged)
     assert int(refused.headers["Retry-After"]) >= 1
-    assert "failed authentications" in refused.json()["detail"]
+    assert "failed key look-ups" in refused.json()["detail"]
     assert (await guarded_client.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
 
 
@@ -260,3 +260,14 @@ async def test_a_malformed_path_or_query_is_checked_after_the_key(
     assert (
         await client.get("/api/v1/cards", params={"limit": "1000"}, headers=tenant.headers())
     ).status_code == 422
+
+
+async def test_keys_refused_without_a_look_up_never_count_against_the_address(
+    guarded_client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Malformed and forged keys cost nothing: a client testing its error handling with many of
+    them keeps getting 401, not 429."""
+    forged = auth.generate_key(tenant.id, b"another deployment's secret....")
+    for key in ["nonsense", forged] * 20:
+        headers = {"Authorization": f"Bearer {key}", "X-Tenant-ID": str(tenant.id)}
+        assert (await guarded_client.get("/api/v1/cards", headers=headers)).status_code == 401
