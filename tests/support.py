@@ -21,8 +21,6 @@ from cards_api.auth import Scope
 from cards_api.db.roles import Roles, login_url
 from cards_api.settings import AuthMode, Settings
 
-API_KEY = AuthMode.API_KEY
-
 
 @dataclass(frozen=True)
 class Tenant:
@@ -65,7 +63,7 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 async def until_listening(app: FastAPI) -> None:
     """Wait for the revocation listener (api_key mode), whose absence turns key caching off."""
-    if app.state.settings.auth_mode is API_KEY:
+    if app.state.settings.auth_mode is AuthMode.API_KEY:
         async with asyncio.timeout(10):
             await app.state.guards.keys.wait_listening()
 

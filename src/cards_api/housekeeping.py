@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-from cards_api import idempotency
 from cards_api.db.queries import contexts as contexts_q
+from cards_api.db.queries import idempotency as idempotency_q
 
 log = structlog.get_logger("cards_api.housekeeping")
 
@@ -22,18 +22,31 @@ EVERY_SECONDS = 300.0
 BATCH = 1000
 
 
-async def purge_contexts(pool: asyncpg.Pool, *, batch: int = BATCH) -> int:
+Delete = Callable[..., Awaitable[int]]
+"""A granted purge function's call: `delete(conn, batch=n)` deletes up to n expired rows."""
+
+
+async def in_batches(pool: asyncpg.Pool, delete: Delete, *, batch: int = BATCH) -> int:
+    """Run `delete` until a batch comes back short, a connection at a time; how many in all."""
     total = 0
     while True:
         async with pool.acquire() as conn:
-            deleted = await contexts_q.purge_expired(conn, batch=batch)
+            deleted = await delete(conn, batch=batch)
         total += deleted
         if deleted < batch:
             return total
 
 
+async def purge_contexts(pool: asyncpg.Pool, *, batch: int = BATCH) -> int:
+    return await in_batches(pool, contexts_q.purge_expired, batch=batch)
+
+
+async def purge_idempotency_records(pool: asyncpg.Pool, *, batch: int = BATCH) -> int:
+    return await in_batches(pool, idempotency_q.purge_expired, batch=batch)
+
+
 JOBS: dict[str, Callable[[asyncpg.Pool], Awaitable[int]]] = {
-    "idempotency_records": idempotency.purge_expired,
+    "idempotency_records": purge_idempotency_records,
     "contexts": purge_contexts,
 }
 

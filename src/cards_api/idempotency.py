@@ -28,7 +28,7 @@ import orjson
 import structlog
 from starlette.responses import Response
 
-from cards_api import metrics
+from cards_api import housekeeping, metrics
 from cards_api.db.queries import idempotency as records
 from cards_api.db.types import Connection
 from cards_api.errors import BadRequest, IdempotencyKeyReused, RequestInProgress
@@ -168,10 +168,4 @@ async def finish(conn: Connection, *, tenant_id: UUID, key: str, response: Store
 async def purge_expired(pool: asyncpg.Pool, *, batch: int = 1000) -> int:
     """Delete expired records of every tenant in small batches, through the one function the
     app role may call for it (it runs as the maintenance role, which may do nothing else)."""
-    total = 0
-    while True:
-        async with pool.acquire() as conn:
-            deleted = await records.purge_expired(conn, batch=batch)
-        total += deleted
-        if deleted < batch:
-            return total
+    return await housekeeping.purge_idempotency_records(pool, batch=batch)

@@ -61,13 +61,14 @@ class RateLimiter:
         self._buckets[identity] = bucket
         return bucket
 
-    def check(self, identity: bytes) -> None:
-        """Raise RateLimited if `identity` has no token left, without spending one."""
-        if self.rate <= 0:
-            return
-        bucket = self._bucket(identity)
+    def _refuse_if_empty(self, bucket: _Bucket) -> None:
         if bucket.tokens < 1:
             raise RateLimited((1 - bucket.tokens) / self.rate, who=self.who)
+
+    def check(self, identity: bytes) -> None:
+        """Raise RateLimited if `identity` has no token left, without spending one."""
+        if self.rate > 0:
+            self._refuse_if_empty(self._bucket(identity))
 
     def spend(self, identity: bytes) -> None:
         """Spend one token of `identity`'s bucket (it may go below one; `check` then refuses)."""
@@ -77,6 +78,10 @@ class RateLimiter:
         bucket.tokens = max(0.0, bucket.tokens - 1)
 
     def take(self, identity: bytes) -> None:
-        """Spend one token of `identity`'s bucket, or raise RateLimited."""
-        self.check(identity)
-        self.spend(identity)
+        """Spend one token of `identity`'s bucket, or raise RateLimited (one look at the
+        bucket: this runs on every request)."""
+        if self.rate <= 0:
+            return
+        bucket = self._bucket(identity)
+        self._refuse_if_empty(bucket)
+        bucket.tokens -= 1

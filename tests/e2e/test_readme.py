@@ -25,18 +25,15 @@ def walkthrough(marker: str = "walkthrough") -> str:
     return match.group(1)
 
 
-async def test_the_readme_walkthrough_works_when_pasted(
-    server_on_test_database: Server, owner_pool: asyncpg.Pool
-) -> None:
+async def paste(server: Server, owner_pool: asyncpg.Pool, script: str) -> str:
+    """Run `script` in bash as a new tenant would paste it; its output."""
     tenant = await issue_tenant(owner_pool)
     env = clean_env(
-        CARDS_URL=server_on_test_database.base_url,
-        CARDS_TENANT_ID=str(tenant.id),
-        CARDS_API_KEY=tenant.key,
+        CARDS_URL=server.base_url, CARDS_TENANT_ID=str(tenant.id), CARDS_API_KEY=tenant.key
     )
     result = await asyncio.to_thread(
         subprocess.run,
-        ["bash", "-euo", "pipefail", "-c", walkthrough()],
+        ["bash", "-euo", "pipefail", "-c", script],
         env=env,
         capture_output=True,
         text=True,
@@ -44,7 +41,14 @@ async def test_the_readme_walkthrough_works_when_pasted(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout.lower()
+    return result.stdout
+
+
+async def test_the_readme_walkthrough_works_when_pasted(
+    server_on_test_database: Server, owner_pool: asyncpg.Pool
+) -> None:
+    out = await paste(server_on_test_database, owner_pool, walkthrough())
+    out = out.lower()
     assert '"created":4' in out
     assert "idempotent-replayed: true" in out
     recorded = re.findall(r"x-event-recorded: (true|false)", out)
@@ -56,24 +60,8 @@ async def test_the_readme_walkthrough_works_when_pasted(
 async def test_the_search_walkthrough_works_when_pasted_after_the_first(
     server_on_test_database: Server, owner_pool: asyncpg.Pool
 ) -> None:
-    tenant = await issue_tenant(owner_pool)
-    env = clean_env(
-        CARDS_URL=server_on_test_database.base_url,
-        CARDS_TENANT_ID=str(tenant.id),
-        CARDS_API_KEY=tenant.key,
-    )
     script = walkthrough() + "\n" + walkthrough("walkthrough-search")
-    result = await asyncio.to_thread(
-        subprocess.run,
-        ["bash", "-euo", "pipefail", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out = await paste(server_on_test_database, owner_pool, script)
     ranked = re.findall(r"^(0\.\d+) (.+)$", out, re.MULTILINE)
     assert ranked[0][1] == "Widget Pro pricing", out
     tokens = re.search(r"^(\d+) of 300 cl100k_base tokens$", out, re.MULTILINE)

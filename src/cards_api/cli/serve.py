@@ -54,10 +54,10 @@ def serve(
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    from cards_api.search.embedder import load_embedder
+    from cards_api.search.embedder import check_embedder
 
     try:  # a missing model stops the start here, in one line, before any worker starts
-        load_embedder(settings)
+        check_embedder(settings)
     except RuntimeError as exc:
         fail(str(exc))
     database = open_db(settings)

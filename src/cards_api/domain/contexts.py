@@ -95,14 +95,15 @@ class Packing:
             self.omitted.append({"id": card_id, "reason": "per_type_limit"})
             return
         block = _block(candidate, self.fmt)
-        cost = tokenizer.count(block) + JOIN_TOKENS
+        own = tokenizer.count(block)
+        cost = own + JOIN_TOKENS
         if self.fmt is ContextFormat.MARKDOWN and card_type not in self.types:
             cost += tokenizer.count(_heading(card_type)) + JOIN_TOKENS
         if self.used + cost > self.budget:
             self.omitted.append({"id": card_id, "reason": "budget"})
             return
         self.packed.append((candidate, block))
-        self.costs.append(tokenizer.count(block))
+        self.costs.append(own)
         self.used += cost
         self.types[card_type] = self.types.get(card_type, 0) + 1
 

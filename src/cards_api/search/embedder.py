@@ -52,26 +52,41 @@ def _normalised(vector: Any) -> Vector:
     return [x / norm for x in values] if norm > 0 else values
 
 
+def local_model_files() -> tuple[Path, Path]:
+    """The default embedder's weights and tokenizer inside the installed wordllama package;
+    a RuntimeError naming the missing file otherwise. Nothing is loaded or downloaded."""
+    import wordllama
+
+    package = Path(wordllama.__file__).parent
+    weights = package / "weights" / f"{LOCAL_MODEL}.safetensors"
+    tokenizer = package / "tokenizers" / "l2_supercat_tokenizer_config.json"
+    for path in (weights, tokenizer):
+        if not path.is_file():
+            raise RuntimeError(
+                f"the embedder's file {path} is missing; reinstall wordllama "
+                "(it ships its weights; nothing is downloaded)"
+            )
+    return weights, tokenizer
+
+
+def check_embedder(settings: Settings) -> None:
+    """What `serve` checks before it starts any worker: the default embedder's files are
+    installed (a remote embedder is checked by use: a write never fails for it)."""
+    if not settings.embeddings_url:
+        local_model_files()
+
+
 class LocalEmbedder:
     """wordllama's static token embeddings, averaged: about 1,000 short texts in 15-40 ms."""
 
     local = True
 
     def __init__(self) -> None:
-        import wordllama
         from safetensors import safe_open
         from tokenizers import Tokenizer
         from wordllama.inference import WordLlamaInference
 
-        package = Path(wordllama.__file__).parent
-        weights = package / "weights" / f"{LOCAL_MODEL}.safetensors"
-        tokenizer = package / "tokenizers" / "l2_supercat_tokenizer_config.json"
-        for path in (weights, tokenizer):
-            if not path.is_file():
-                raise RuntimeError(
-                    f"the embedder's file {path} is missing; reinstall wordllama "
-                    "(it ships its weights; nothing is downloaded)"
-                )
+        weights, tokenizer = local_model_files()
         with safe_open(str(weights), framework="np", device="cpu") as tensors:
             matrix = tensors.get_tensor("embedding.weight")
         self._model = WordLlamaInference(matrix, Tokenizer.from_file(str(tokenizer)))

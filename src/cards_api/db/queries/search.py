@@ -249,15 +249,16 @@ async def store_embeddings(
     )
 
 
-PENDING = """
-SELECT c.id, c.version, c.title, c.tags, c.content
+# A tenant's live cards whose current version has no vector under the embedder ($2).
+_PENDING_FROM = """
 FROM cards c
 LEFT JOIN card_embeddings e
   ON e.tenant_id = c.tenant_id AND e.card_id = c.id AND e.embedder = $2
 WHERE c.tenant_id = $1 AND c.archived_at IS NULL AND e.version IS DISTINCT FROM c.version
-ORDER BY c.id
-LIMIT $3
 """
+PENDING = (
+    f"SELECT c.id, c.version, c.title, c.tags, c.content {_PENDING_FROM} ORDER BY c.id LIMIT $3"
+)
 
 
 async def pending_cards(
@@ -268,16 +269,7 @@ async def pending_cards(
 
 
 async def count_pending(conn: Connection, *, tenant_id: UUID, embedder: str) -> int:
-    count = await conn.fetchval(
-        """
-        SELECT count(*) FROM cards c
-        LEFT JOIN card_embeddings e
-          ON e.tenant_id = c.tenant_id AND e.card_id = c.id AND e.embedder = $2
-        WHERE c.tenant_id = $1 AND c.archived_at IS NULL AND e.version IS DISTINCT FROM c.version
-        """,
-        tenant_id,
-        embedder,
-    )
+    count = await conn.fetchval(f"SELECT count(*) {_PENDING_FROM}", tenant_id, embedder)
     return int(count or 0)
 
 
