@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import dblimit, http, peer, report, seed
 from cards_api.db import migrate
@@ -73,7 +74,7 @@ def main() -> None:
 
     print(f"Cards API over HTTP ({args.workers} workers, API keys, metrics, JSON logs):")
     server = http.start_api(database.dsn, args.workers, workdir / "api.log")
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
         for op in ops:
             source = search_data if op in ("S", "C") else data
@@ -83,9 +84,12 @@ def main() -> None:
             )
             best = max(at8, at32)
             runs = [
-                http.open_loop(server.url, op, source, total_rate=best / 2, seconds=latency_seconds)
+                http.open_loop(
+                    server, op, source, total_rate=best / 2, seconds=latency_seconds,
+                    target_ms=report.TARGETS[op][2],
+                )
                 for _ in range(reps)
-            ]
+            ]  # fmt: skip
             latency = {
                 q: statistics.median(run[q] for run in runs)
                 for q in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
@@ -99,6 +103,8 @@ def main() -> None:
                 "p95_ms": latency["p95_ms"],
                 "p99_ms": latency["p99_ms"],
                 "max_ms": latency["max_ms"],
+                "p99_runs_ms": [run["p99_ms"] for run in runs],
+                "timelines": [run["timeline"] for run in runs],
             }
             if op in db:
                 results[op]["db_limit_tps"] = db[op]

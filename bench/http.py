@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from bench import timeline
+
 LUA = Path(__file__).parent / "wrk" / "cards.lua"
 CARDS_API = Path(sys.executable).parent / "cards-api"
 
@@ -31,6 +33,7 @@ def free_port() -> int:
 class ApiServer:
     process: subprocess.Popen[bytes]
     url: str
+    log: Path
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -43,7 +46,10 @@ def start_api(dsn: str, workers: int, logs: Path) -> ApiServer:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("CARDS_") and k != "DATABASE_URL"
     }
-    env.update(DATABASE_URL=dsn, CARDS_LOG_FORMAT="json", CARDS_LOG_LEVEL="INFO")
+    # Every second's stall figures are logged (CARDS_STALL_LOG_MS=0) for the timeline.
+    env.update(
+        DATABASE_URL=dsn, CARDS_LOG_FORMAT="json", CARDS_LOG_LEVEL="INFO", CARDS_STALL_LOG_MS="0"
+    )
     with logs.open("wb") as log:
         process = subprocess.Popen(
             [str(CARDS_API), "serve", "--port", str(port), "--workers", str(workers)],
@@ -56,7 +62,7 @@ def start_api(dsn: str, workers: int, logs: Path) -> ApiServer:
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return ApiServer(process, url)
+                return ApiServer(process, url, logs)
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()
@@ -75,10 +81,13 @@ def wrk(
         ],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    lines = result.stdout.splitlines()
+    line = next((ln for ln in lines if ln.startswith("BENCH_RESULT ")), None)
     if result.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed:\n{result.stdout}\n{result.stderr}")
     outcome: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+    seconds = next((ln for ln in lines if ln.startswith("BENCH_TIMELINE ")), None)
+    outcome["timeline"] = json.loads(seconds.removeprefix("BENCH_TIMELINE ")) if seconds else {}
     outcome["rps"] = outcome["requests"] / (outcome["duration_us"] / 1e6)
     bad = sum(outcome[k] for k in outcome if k.startswith("errors_")) + outcome["failed"]
     if bad:
@@ -98,14 +107,23 @@ def saturation(
 
 
 def open_loop(
-    url: str, op: str, data: Path, *, total_rate: float, seconds: float
+    server: ApiServer, op: str, data: Path, *, total_rate: float, seconds: float, target_ms: float
 ) -> dict[str, Any]:
     """Latency at a fixed arrival rate, spread over 4 connections (one wrk thread each: on two
-    cores, 32 load-generator threads added tens of milliseconds to the tail by themselves)."""
+    cores, 32 load-generator threads added tens of milliseconds to the tail by themselves),
+    with its per-second timeline beside the server's own account of those seconds."""
     connections = 4
+    offset = server.log.stat().st_size
     outcome = wrk(
-        url, op, data, connections=connections, seconds=seconds, rate=total_rate / connections
+        server.url, op, data, connections=connections, seconds=seconds,
+        rate=total_rate / connections,
+    )  # fmt: skip
+    time.sleep(1.2)  # the workers log each second once it has ended
+    rows = timeline.merge(
+        outcome.pop("timeline"), timeline.server_seconds(server.log, offset), target_ms
     )
+    outcome["timeline"] = rows
     quantiles = ", ".join(f"{q} {outcome[q + '_ms']:.2f}" for q in ("p50", "p95", "p99", "max"))
     print(f"  http {op} @{total_rate:,.0f}/s: {quantiles} ms")
+    print(timeline.summary(rows))
     return outcome

@@ -20,6 +20,10 @@ local function now_ms()
   ffi.C.clock_gettime(1, clock) -- CLOCK_MONOTONIC
   return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
 end
+local function wall_second()
+  ffi.C.clock_gettime(0, clock) -- CLOCK_REALTIME: the server's log timestamps use it too
+  return tonumber(clock.tv_sec)
+end
 
 local op = os.getenv("BENCH_OP") or "R"
 local rate = tonumber(os.getenv("BENCH_RATE") or "0")
@@ -67,6 +71,7 @@ function init(args)
   math.randomseed(id * 7919 + os.time())
   sent = 0
   latencies = {}
+  ended_in = {} -- the wall-clock second each of `latencies` ended in (open loop only)
   failures = 0
 end
 
@@ -150,29 +155,53 @@ if rate > 0 then
   end
 
   function response(status, headers, body)
-    latencies[#latencies + 1] = now_ms() - due_at
+    local latency = now_ms() - due_at
+    latencies[#latencies + 1] = latency
+    ended_in[#ended_in + 1] = wall_second()
     if status >= 300 then
       failures = failures + 1
     end
   end
 end
 
+local function percentile(sorted, p)
+  if #sorted == 0 then
+    return -1
+  end
+  return sorted[math.max(1, math.ceil(#sorted * p))]
+end
+
 function done(summary, latency, requests)
   local all = {}
+  local seconds = {}
   local failed = 0
   for _, thread in ipairs(threads) do
-    for _, value in ipairs(thread:get("latencies")) do
+    -- Plain arrays only: wrk copies them between its Lua states; tables keyed by number
+    -- do not survive the copy.
+    local ended = thread:get("ended_in")
+    for i, value in ipairs(thread:get("latencies")) do
       all[#all + 1] = value
+      local second = ended[i]
+      if second ~= nil then
+        local bucket = seconds[second]
+        if bucket == nil then
+          bucket = {}
+          seconds[second] = bucket
+        end
+        bucket[#bucket + 1] = value
+      end
     end
     failed = failed + thread:get("failures")
   end
   table.sort(all)
-  local function percentile(p)
-    if #all == 0 then
-      return -1
-    end
-    return all[math.max(1, math.ceil(#all * p))]
+  -- The timeline: for each wall-clock second, how many requests ended in it and their p99.
+  local timeline = {}
+  for second, values in pairs(seconds) do
+    table.sort(values)
+    timeline[#timeline + 1] = string.format('"%d":[%d,%.3f,%.3f]', second, #values,
+      percentile(values, 0.99), values[#values])
   end
+  io.write("BENCH_TIMELINE {" .. table.concat(timeline, ",") .. "}\n")
   local errors = summary.errors
   io.write(string.format(
     'BENCH_RESULT {"requests":%d,"duration_us":%d,"errors_connect":%d,"errors_read":%d,' ..
@@ -180,5 +209,5 @@ function done(summary, latency, requests)
     '"p50_ms":%.3f,"p95_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f}\n',
     summary.requests, summary.duration, errors.connect, errors.read, errors.write,
     errors.status, errors.timeout, failed, #all,
-    percentile(0.50), percentile(0.95), percentile(0.99), #all > 0 and all[#all] or -1))
+    percentile(all, 0.50), percentile(all, 0.95), percentile(all, 0.99), #all > 0 and all[#all] or -1))
 end

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
-from cards_api import __version__, housekeeping
+from cards_api import __version__, housekeeping, stalls
 from cards_api.api import cards, context, health, usage
 from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [
             asyncio.create_task(housekeeping.purge_forever(pool)),
             asyncio.create_task(worker.run_forever()),
+            asyncio.create_task(stalls.monitor_forever(settings.stall_log_ms)),
         ]
         if settings.auth_mode is AuthMode.API_KEY:
             background.append(

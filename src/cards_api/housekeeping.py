@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -60,10 +61,13 @@ async def purge_forever(pool: asyncpg.Pool, *, every_seconds: float = EVERY_SECO
     while True:
         await asyncio.sleep(every_seconds * random.uniform(0.5, 1.5))  # noqa: S311
         for name, job in JOBS.items():
+            started = time.perf_counter()
             try:
                 deleted = await job(pool)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("purge_failed", job=name, error=type(exc).__name__)
             else:
-                if deleted:
-                    log.info("purged", job=name, deleted=deleted)
+                # Logged even when nothing was deleted: a latency spike can then be matched
+                # against the purges that ran (docs/performance.md).
+                duration_ms = round((time.perf_counter() - started) * 1000, 1)
+                log.info("purged", job=name, deleted=deleted, duration_ms=duration_ms)

@@ -1,11 +1,12 @@
 """A short-lived cache of verified API keys, emptied at once when any key is revoked.
 
 Looking a key up costs a query on every request; keys change rarely. Each API process keeps the
-keys it has verified for `CARDS_KEY_CACHE_TTL` seconds (default 5). Revoking a key sends a
-PostgreSQL notification (`cards-api keys revoke` does it in the revoking transaction), and every
-process listening empties its cache when it arrives, so a revoked key stops working everywhere
-within moments. While a process's listening connection is down it caches nothing, so the bound
-holds without notices too (see `listen_for_revocations`). Unknown keys
+keys it has verified for `CARDS_KEY_CACHE_TTL` seconds (default 60). Any change that invalidates
+a key (revoking, deleting, changing its scopes) sends a PostgreSQL notification from a trigger
+(revision 0006), however it was made, and every process listening empties its cache when it
+arrives, so a revoked key stops working everywhere within moments. While a process's listening
+connection is down it caches nothing, so the bound holds without notices too (see
+`listen_for_revocations`); the TTL is only a last resort. Unknown keys
 are never cached: a new key works at once, and garbage cannot fill the memory.
 """
 

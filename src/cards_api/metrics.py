@@ -14,6 +14,8 @@
 | `cards_embedding_duration_seconds` | histogram | `embedder` (the configured one: bounded) |
 | `cards_embeddings_pending` | gauge | none: cards waiting for an embedding, as last counted |
 | `cards_context_tokens` | histogram | none: tokens of each assembled context |
+| `cards_api_event_loop_lag_seconds` | histogram | none: each second's worst event-loop lag |
+| `cards_api_gc_pause_seconds` | histogram | none: each second's longest GC pause |
 
 The seed named the usage histogram `cards_usage_write_duration_ms`; Prometheus wants base units
 (and `promtool check metrics` rejects `_ms`), so it is exposed in seconds.
@@ -109,6 +111,20 @@ CLIENT_DISCONNECTS = Counter(
     "Requests abandoned by their client before the request body was complete (not answered).",
 )
 
+# A second's worst stall: from nothing worth noticing to a process frozen for seconds.
+STALL_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+EVENT_LOOP_LAG = Histogram(
+    "cards_api_event_loop_lag_seconds",
+    "Each second's worst event-loop lag per process: how late a 10 ms timer fired "
+    "(time requests waited for the process, not for their own work).",
+    buckets=STALL_BUCKETS,
+)
+GC_PAUSE = Histogram(
+    "cards_api_gc_pause_seconds",
+    "Each second's longest pause of Python's garbage collector per process (0: none).",
+    buckets=STALL_BUCKETS,
+)
+
 UNMATCHED_ROUTE: Final = "unmatched"
 OTHER: Final = "other"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -175,6 +191,11 @@ def set_pending_embeddings(count: int) -> None:
 
 def record_context(tokens: int) -> None:
     CONTEXT_TOKENS.observe(tokens)
+
+
+def observe_stalls(*, loop_lag_s: float, gc_pause_s: float) -> None:
+    EVENT_LOOP_LAG.observe(loop_lag_s)
+    GC_PAUSE.observe(gc_pause_s)
 
 
 def record_idempotent_replay() -> None:

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     idempotency_ttl: Annotated[int, Field(ge=1, le=30 * 86400)] = 86400
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.JSON
-    key_cache_ttl: Annotated[float, Field(ge=0, le=60)] = 5.0
+    key_cache_ttl: Annotated[float, Field(ge=0, le=300)] = 60.0
     # Requests per second per API key (per tenant in header mode) and process; 0 turns it off.
     rate_limit: Annotated[float, Field(ge=0, le=100_000)] = 500.0
     rate_limit_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     lock_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 5_000
     # A request's headers, then its body, must each arrive within this many seconds (408).
     request_read_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # A second in which the event loop lagged, the GC paused or a pool wait lasted this long
+    # is logged as a `stall` line (0: every second; see stalls.py).
+    stall_log_ms: Annotated[float, Field(ge=0, le=60_000)] = 50.0
     # Database roles of this deployment: <prefix>_app, _admin, _maintenance (default: cards_<db>).
     db_role_prefix: Annotated[str | None, Field(pattern=PREFIX_PATTERN)] = None
     # The API logs in as <prefix>_app; `migrate` sets this as its password (none: trust/peer).

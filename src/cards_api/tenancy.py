@@ -8,13 +8,14 @@ authenticated the caller) `X-Tenant-ID` alone decides, with every scope.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 from starlette.datastructures import Headers
 
-from cards_api import auth
+from cards_api import auth, stalls
 from cards_api.auth import ALL_SCOPES, Scope
 from cards_api.db.queries.tenancy import abandon, begin_for_tenant, rollback
 from cards_api.db.types import Connection
@@ -129,7 +130,10 @@ async def _look_up(
     parsed: auth.ParsedKey, pool: asyncpg.Pool, keys: KeyCache, acquire_timeout: float
 ) -> VerifiedKey | None:
     generation = keys.generation
+    stalls.key_lookup()
+    asked = time.perf_counter()
     async with pool.acquire(timeout=acquire_timeout) as conn:
+        stalls.pool_wait(time.perf_counter() - asked)
         # The key is looked up inside its own tenant's row-level-security context.
         await begin_for_tenant(conn, tenant_id=parsed.tenant_id)
         try:

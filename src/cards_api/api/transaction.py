@@ -21,7 +21,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import Request
 
-from cards_api import tenancy
+from cards_api import stalls, tenancy
 from cards_api.api.security import POOL_ACQUIRE_TIMEOUT_S
 from cards_api.db.queries.tenancy import abandon, commit
 from cards_api.db.types import Connection
@@ -45,8 +45,10 @@ class TenantSession:
 @contextlib.asynccontextmanager
 async def tenant_session(request: Request, principal: Principal) -> AsyncIterator[TenantSession]:
     pool: asyncpg.Pool = request.app.state.pool
+    asked = time.perf_counter()
     async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
         started = time.perf_counter()
+        stalls.pool_wait(started - asked)
         try:
             await tenancy.begin(conn, principal)
             session = TenantSession(conn=conn, principal=principal, started=started)

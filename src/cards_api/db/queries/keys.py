@@ -9,7 +9,7 @@ import asyncpg
 from cards_api.db.types import Connection
 
 KEY_COLUMNS = "id, tenant_id, name, key_hint, scopes, created_at, revoked_at"
-REVOCATION_CHANNEL = "cards_api_key_revoked"  # listened to by cards_api.keycache
+REVOCATION_CHANNEL = "cards_api_key_revoked"  # sent by a trigger (0006), heard by keycache
 
 
 async def insert_key(
@@ -46,18 +46,15 @@ async def list_keys(conn: Connection, *, tenant_id: UUID) -> list[asyncpg.Record
 
 async def revoke_key(conn: Connection, *, key_id: UUID) -> asyncpg.Record | None:
     """Revoke by id alone: an administrator holds the id, not the tenant (admin role only)."""
-    # The notice reaches every API process's key cache when this transaction commits.
+    # A trigger (revision 0006) sends the notice that reaches every API process's key cache
+    # when this transaction commits, as it does for a revocation made by hand in SQL.
     return await conn.fetchrow(
         f"""
-        WITH revoked AS (
-            UPDATE api_keys SET revoked_at = now()
-            WHERE id = $1 AND revoked_at IS NULL
-            RETURNING {KEY_COLUMNS}
-        )
-        SELECT {KEY_COLUMNS}, pg_notify($2, id::text) FROM revoked
+        UPDATE api_keys SET revoked_at = now()
+        WHERE id = $1 AND revoked_at IS NULL
+        RETURNING {KEY_COLUMNS}
         """,
         key_id,
-        REVOCATION_CHANNEL,
     )
 
 

@@ -1,0 +1,110 @@
+"""Second by second: the client's p99 beside what the server says it was doing.
+
+wrk reports, for each wall-clock second of an open-loop run, how many requests ended and their
+p99 (measured from when each was due). The API processes log, for each second, their worst
+event-loop lag, GC pauses, pool waits and key look-ups (`stall` lines, CARDS_STALL_LOG_MS=0),
+every request with its own duration, and every purge. Put side by side, a slow second names
+its cause: the request's own work (server p99 high), the process (loop lag, GC), the pool, or
+nothing the server saw (the load generator, the machine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _epoch_second(timestamp: str) -> int:
+    return math.floor(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(len(ordered) * 0.99) - 1)] if ordered else 0.0
+
+
+def server_seconds(log: Path, offset: int) -> dict[int, dict[str, Any]]:
+    """Per second, from the API's log after byte `offset`: request p99 and the stall figures
+    (the worst over worker processes; key look-ups and purges summed)."""
+    durations: dict[int, list[float]] = defaultdict(list)
+    seconds: dict[int, dict[str, Any]] = defaultdict(dict)
+    with log.open("rb") as file:
+        file.seek(offset)
+        for line in file:
+            if not line.startswith(b"{"):
+                continue
+            event = orjson.loads(line)
+            name = event.get("event")
+            if name == "request":
+                durations[_epoch_second(event["timestamp"])].append(event["duration_ms"])
+            elif name == "stall":
+                row = seconds[event["second"]]
+                for key in ("loop_lag_max_ms", "gc_max_ms", "pool_wait_max_ms"):
+                    row[key] = max(row.get(key, 0.0), event[key])
+                row["key_lookups"] = row.get("key_lookups", 0) + event["key_lookups"]
+                row["gc_gen2"] = row.get("gc_gen2", 0) + event["gc_gen2"]
+            elif name == "purged":
+                row = seconds[_epoch_second(event["timestamp"])]
+                row["purge_ms"] = row.get("purge_ms", 0.0) + event["duration_ms"]
+    for second, values in durations.items():
+        seconds[second]["server_p99_ms"] = _p99(values)
+    return seconds
+
+
+def cause(row: dict[str, Any], target_ms: float) -> str:
+    """The likeliest reason a second's client p99 exceeded `target_ms`."""
+    if row["client_p99_ms"] <= target_ms:
+        return ""
+    suspects = {
+        "event-loop lag": row.get("loop_lag_max_ms", 0.0),
+        "GC pause": row.get("gc_max_ms", 0.0),
+        "pool wait": row.get("pool_wait_max_ms", 0.0),
+        "purge job": row.get("purge_ms", 0.0),
+        "request's own work": row.get("server_p99_ms", 0.0),
+    }
+    name, ms = max(suspects.items(), key=lambda item: item[1])
+    if ms < row["client_p99_ms"] / 4:
+        return "outside the API process (load generator, kernel, machine)"
+    return name
+
+
+def merge(
+    client: dict[str, list[float]], server: dict[int, dict[str, Any]], target_ms: float
+) -> list[dict[str, Any]]:
+    """One row per second of the run: the client's figures, the server's, and the cause."""
+    rows = []
+    for key in sorted(client, key=int):
+        second = int(key)
+        count, p99, worst = client[key]
+        row: dict[str, Any] = {
+            "second": second,
+            "requests": int(count),
+            "client_p99_ms": round(p99, 2),
+            "client_max_ms": round(worst, 2),
+            **server.get(second, {}),
+        }
+        row["cause"] = cause(row, target_ms)
+        rows.append(row)
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """The run's slow seconds and their causes, one line each (for the console and docs)."""
+    slow = [row for row in rows if row["cause"]]
+    if not slow:
+        return f"    timeline: {len(rows)} s, no second over target"
+    start = rows[0]["second"]
+    lines = [f"    timeline: {len(slow)} of {len(rows)} s over target:"]
+    for row in slow:
+        lines.append(
+            f"      +{row['second'] - start}s p99 {row['client_p99_ms']:.1f} ms "
+            f"(server {row.get('server_p99_ms', 0):.1f}, lag {row.get('loop_lag_max_ms', 0):.1f}, "
+            f"gc {row.get('gc_max_ms', 0):.1f}, pool {row.get('pool_wait_max_ms', 0):.1f}, "
+            f"key look-ups {row.get('key_lookups', 0)}): {row['cause']}"
+        )
+    return "\n".join(lines)

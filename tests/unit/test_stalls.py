@@ -1,0 +1,55 @@
+"""The stall monitor attributes waiting time: a blocked event loop shows as lag, a collection
+as a GC pause, a slow acquire as a pool wait, and a slow second is logged with all three."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+import pytest
+from structlog.testing import capture_logs
+
+from cards_api.stalls import StallMonitor
+
+
+async def test_lag_gc_and_pool_waits_of_a_slow_second_are_logged_together() -> None:
+    monitor = StallMonitor(log_over_ms=50)
+    task = asyncio.create_task(monitor.run())
+    await asyncio.sleep(0.05)
+    garbage = [[i] for i in range(200_000)]  # something for a full collection to walk
+    gc.collect()
+    del garbage
+    time.sleep(0.12)  # noqa: ASYNC251 - blocking the loop is the point: the next tick is late
+    monitor.pool_wait(0.075)
+    monitor.pool_wait(0.0002)
+    monitor.key_lookup()
+    with capture_logs() as logs:
+        async with asyncio.timeout(3):
+            while not [e for e in logs if e["event"] == "stall"]:  # noqa: ASYNC110 - until the second ends
+                await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stall = next(e for e in logs if e["event"] == "stall")
+    assert stall["loop_lag_max_ms"] >= 100
+    assert stall["gc_gen2"] >= 1
+    assert stall["gc_max_ms"] > 0
+    assert stall["pool_wait_max_ms"] == 75.0
+    assert stall["pool_waits_over_1ms"] == 1
+    assert stall["key_lookups"] == 1
+    assert gc.callbacks.count(monitor._on_gc) == 0  # removed when the monitor stops
+
+
+async def test_quiet_seconds_are_not_logged_unless_asked() -> None:
+    quiet = StallMonitor(log_over_ms=1000)
+    every = StallMonitor(log_over_ms=0)
+    with capture_logs() as logs:
+        tasks = [asyncio.create_task(m.run()) for m in (quiet, every)]
+        await asyncio.sleep(2.1)  # at least one whole second ends
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    stalls = [e for e in logs if e["event"] == "stall"]
+    # Only the monitor logging every second wrote lines; the quiet one had no second over 1 s.
+    assert 2 <= len(stalls) <= 3
