@@ -97,7 +97,8 @@ class LocalEmbedder:
         """Blocking: call from a thread (or a CLI)."""
         if not texts:
             return []
-        return [[float(x) for x in row] for row in self._model.embed(texts, norm=True)]
+        vectors: list[Vector] = self._model.embed(texts, norm=True).tolist()
+        return vectors
 
     async def embed(self, texts: list[str]) -> list[Vector]:
         with metrics.time_embedding(self.name):
