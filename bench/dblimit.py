@@ -158,3 +158,13 @@ def db_limits(
             f"  db limit {op}: {limits[op]:,.0f} tps (runs: {', '.join(f'{r:,.0f}' for r in runs)})"
         )
     return limits
+
+
+def speed_reference(pgbench: Path, dsn: str, workdir: Path, *, seconds: float) -> float:
+    """pgbench `SELECT 1` with 8 clients: how fast this machine is today, so that absolute
+    figures of runs on different days (or machines) can be told apart from code changes."""
+    path = workdir / "pgbench-select1.sql"
+    path.write_text("SELECT 1;\n")
+    tps = pgbench_tps(pgbench, dsn, path, seconds)
+    print(f"  speed reference: pgbench SELECT 1 {tps:,.0f} tps")
+    return tps

@@ -60,6 +60,7 @@ def source() -> dict[str, Any]:
 
 def document(results: dict[str, dict[str, Any]], **run: Any) -> dict[str, Any]:
     peer_versions = run.pop("peer_versions")
+    select1_tps = run.pop("select1_tps")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "source": source(),
@@ -67,6 +68,7 @@ def document(results: dict[str, dict[str, Any]], **run: Any) -> dict[str, Any]:
             "cores": os.cpu_count(),
             "cpu_model": _cpu_model(),
             "system": platform.platform(),
+            "pgbench_select1_tps": select1_tps,
         },
         "versions": {
             "python": platform.python_version(),
@@ -98,7 +100,7 @@ def markdown(doc: dict[str, Any]) -> str:
     commit = code["commit"][:10] + (" with uncommitted changes" if code["dirty"] else "")
     lines = [
         f"Run of {doc['date']}, commit {commit}, on {machine['cores']} cores "
-        f"({machine['cpu_model']}); "
+        f"({machine['cpu_model']}; pgbench SELECT 1: {machine['pgbench_select1_tps']:,.0f} tps); "
         f"{doc['run']['reps']} repetition(s) of {doc['run']['seconds']:.0f} s, medians; "
         f"{doc['run']['workers']} API workers. ✓/✗: the issue's target for that column.",
         "",
