@@ -121,16 +121,23 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
             FROM (SELECT id FROM lexical ORDER BY r LIMIT {FEEDBACK_CARDS}) best
             JOIN card_embeddings e
               ON e.tenant_id = $1 AND e.card_id = best.id AND e.embedder = {embedder}
-        ), probe AS (
+        ), probe AS MATERIALIZED (  -- computed once, not once per card compared with it
             SELECT coalesce(feedback.v + {scaled}{VEC}, {vec}{VEC}) AS v FROM feedback
+        ), nearest AS (  -- the top `depth` by distance (a top-N sort), then numbered
+            SELECT d.id, d.distance
+            FROM (  -- distances first (OFFSET 0 keeps it apart): joins then carry no vectors
+                SELECT e.card_id AS id, e.version, e.embedding <=> probe.v AS distance
+                FROM card_embeddings e CROSS JOIN probe
+                WHERE e.tenant_id = $1 AND e.embedder = {embedder}
+                OFFSET 0
+            ) d
+            WHERE numnode(to_tsquery('english', {tsq})) > 0
+              AND EXISTS (  -- the card is live, passes the filters, and this is its version
+                SELECT FROM cards
+                WHERE {where} AND cards.id = d.id AND cards.version = d.version)
+            ORDER BY d.distance, d.id LIMIT {depth}
         ), semantic AS (
-            SELECT cards.id,
-                   row_number() OVER (ORDER BY e.embedding <=> probe.v, cards.id) AS r
-            FROM cards JOIN card_embeddings e ON e.tenant_id = cards.tenant_id
-             AND e.card_id = cards.id AND e.embedder = {embedder} AND e.version = cards.version
-            CROSS JOIN probe
-            WHERE {where} AND numnode(to_tsquery('english', {tsq})) > 0
-            ORDER BY r LIMIT {depth}
+            SELECT id, row_number() OVER (ORDER BY distance, id) AS r FROM nearest
         ), fused AS (
             SELECT id, sum(1.0 / ({RRF_K} + r))::float8 AS score
             FROM (SELECT id, r FROM lexical UNION ALL SELECT id, r FROM semantic) ranked
