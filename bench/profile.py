@@ -56,7 +56,7 @@ def main() -> None:
             seed.seed(database.dsn, tenants=1000, out=data, search_out=workdir / "search.txt")
         )
     else:
-        data = Path(sys.argv[2]).parent / "tenants.txt"
+        data = Path(sys.argv[2]).parent / ("search.txt" if op in ("S", "C") else "tenants.txt")
     server = http.start_api(database.dsn, 1, workdir / "api.log")
     try:
         env = {**os.environ, "BENCH_OP": op, "BENCH_DATA": str(data), "BENCH_RATE": "0"}

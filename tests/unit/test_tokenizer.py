@@ -42,3 +42,13 @@ def test_a_tampered_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: o
             tokenizer.encoding()
     finally:
         tokenizer.encoding.cache_clear()
+
+
+def test_a_remembered_piece_counts_exactly_as_a_fresh_one() -> None:
+    piece = "### Pricing\nOur widgets cost 3 € per month, billed yearly."
+    assert tokenizer.count_piece(piece) == tokenizer.count(piece)
+    assert tokenizer.count_piece(piece) == tokenizer.count(piece)  # now from the cache
+    changed = piece.replace("3 €", "4,500 €")
+    assert tokenizer.count_piece(changed) == tokenizer.count(changed) != tokenizer.count(piece)
+    long = " word" * 2000  # over the cached size: counted every time, still exact
+    assert tokenizer.count_piece(long) == tokenizer.count(long) == 2000

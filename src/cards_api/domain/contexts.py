@@ -95,10 +95,10 @@ class Packing:
             self.omitted.append({"id": card_id, "reason": "per_type_limit"})
             return
         block = _block(candidate, self.fmt)
-        own = tokenizer.count(block)
+        own = tokenizer.count_piece(block)
         cost = own + JOIN_TOKENS
         if self.fmt is ContextFormat.MARKDOWN and card_type not in self.types:
-            cost += tokenizer.count(_heading(card_type)) + JOIN_TOKENS
+            cost += tokenizer.count_piece(_heading(card_type)) + JOIN_TOKENS
         if self.used + cost > self.budget:
             self.omitted.append({"id": card_id, "reason": "budget"})
             return
