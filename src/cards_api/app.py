@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cards_api import __version__, housekeeping, stalls
 from cards_api.api import cards, context, health, usage
+from cards_api.api.direct import DirectRoutes, serve
 from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
@@ -40,7 +42,30 @@ Every `/api/v1` request carries `Authorization: Bearer <key>` and `X-Tenant-ID`.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class CardsApi(FastAPI):
+    """FastAPI, with the routes `api/direct.py` can serve answered without its router."""
+
+    direct_routes: DirectRoutes | None = None
+    _direct: ASGIApp | None = None
+
+    def serve_directly(self, routes: DirectRoutes, *, read_timeout: float) -> None:
+        self.direct_routes = routes
+        # The direct path passes the same request middleware as every other request.
+        self._direct = RequestContextMiddleware(serve(self), read_timeout=read_timeout)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self._direct is not None
+            and self.direct_routes is not None
+            and self.direct_routes.match(scope)
+        ):
+            await self._direct(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> CardsApi:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     keys = KeyCache(settings.key_cache_ttl)
@@ -97,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pool.terminate()
             await embedder.close()
 
-    app = FastAPI(
+    app = CardsApi(
         title="Cards API",
         version=__version__,
         description=DESCRIPTION,
@@ -113,9 +138,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     # Routers carry their full prefix, so a route's path is its whole template (a metric label).
-    app.include_router(cards.router)
-    app.include_router(usage.router)
-    app.include_router(context.router)
+    api_routers = [cards.router, usage.router, context.router]
+    for router in api_routers:
+        app.include_router(router)
     app.add_middleware(RequestContextMiddleware, read_timeout=settings.request_read_timeout)
+    app.serve_directly(DirectRoutes(api_routers), read_timeout=settings.request_read_timeout)
     install_openapi(app)
     return app
