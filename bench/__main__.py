@@ -87,7 +87,7 @@ def main() -> None:
             runs = [
                 http.open_loop(
                     server, op, source, total_rate=best / 2, seconds=latency_seconds,
-                    target_ms=report.TARGETS[op][2],
+                    target_ms=report.TARGETS[op][2], dsn=database.dsn,
                 )
                 for _ in range(reps)
             ]  # fmt: skip

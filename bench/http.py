@@ -107,20 +107,33 @@ def saturation(
 
 
 def open_loop(
-    server: ApiServer, op: str, data: Path, *, total_rate: float, seconds: float, target_ms: float
+    server: ApiServer,
+    op: str,
+    data: Path,
+    *,
+    total_rate: float,
+    seconds: float,
+    target_ms: float,
+    dsn: str,
 ) -> dict[str, Any]:
     """Latency at a fixed arrival rate, spread over 4 connections (one wrk thread each: on two
     cores, 32 load-generator threads added tens of milliseconds to the tail by themselves),
-    with its per-second timeline beside the server's own account of those seconds."""
+    with its per-second timeline beside the server's and the machine's account of those
+    seconds."""
     connections = 4
     offset = server.log.stat().st_size
-    outcome = wrk(
-        server.url, op, data, connections=connections, seconds=seconds,
-        rate=total_rate / connections,
-    )  # fmt: skip
-    time.sleep(1.2)  # the workers log each second once it has ended
+    started = time.time()
+    with timeline.MachineSampler(dsn) as machine:
+        outcome = wrk(
+            server.url, op, data, connections=connections, seconds=seconds,
+            rate=total_rate / connections,
+        )  # fmt: skip
+        time.sleep(1.2)  # the workers log each second once it has ended
     rows = timeline.merge(
-        outcome.pop("timeline"), timeline.server_seconds(server.log, offset), target_ms
+        outcome.pop("timeline"),
+        timeline.server_seconds(server.log, offset, started),
+        machine.seconds,
+        target_ms,
     )
     outcome["timeline"] = rows
     quantiles = ", ".join(f"{q} {outcome[q + '_ms']:.2f}" for q in ("p50", "p95", "p99", "max"))

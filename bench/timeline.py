@@ -11,6 +11,8 @@ nothing the server saw (the load generator, the machine).
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -28,9 +30,10 @@ def _p99(values: list[float]) -> float:
     return ordered[max(0, math.ceil(len(ordered) * 0.99) - 1)] if ordered else 0.0
 
 
-def server_seconds(log: Path, offset: int) -> dict[int, dict[str, Any]]:
+def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, Any]]:
     """Per second, from the API's log after byte `offset`: request p99 and the stall figures
-    (the worst over worker processes; key look-ups and purges summed)."""
+    (the worst over worker processes; key look-ups and purges summed). Requests logged before
+    `since` (the end of the previous run) are left out."""
     durations: dict[int, list[float]] = defaultdict(list)
     seconds: dict[int, dict[str, Any]] = defaultdict(dict)
     with log.open("rb") as file:
@@ -41,7 +44,9 @@ def server_seconds(log: Path, offset: int) -> dict[int, dict[str, Any]]:
             event = orjson.loads(line)
             name = event.get("event")
             if name == "request":
-                durations[_epoch_second(event["timestamp"])].append(event["duration_ms"])
+                at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+                if at >= since:
+                    durations[math.floor(at)].append(event["duration_ms"])
             elif name == "stall":
                 row = seconds[event["second"]]
                 for key in ("loop_lag_max_ms", "gc_max_ms", "pool_wait_max_ms"):
@@ -68,13 +73,25 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
         "request's own work": row.get("server_p99_ms", 0.0),
     }
     name, ms = max(suspects.items(), key=lambda item: item[1])
-    if ms < row["client_p99_ms"] / 4:
-        return "outside the API process (load generator, kernel, machine)"
-    return name
+    if ms >= row["client_p99_ms"] / 4:
+        return name
+    # Nothing in the API process explains it: what else the machine was doing that second.
+    if row.get("steal_pct", 0.0) >= 5:
+        return "CPU steal (the hypervisor ran someone else)"
+    if row.get("autovacuum", 0):
+        return "autovacuum"
+    if row.get("iowait_pct", 0.0) >= 5:
+        return "I/O wait"
+    if row.get("idle_pct", 100.0) < 5:
+        return "both cores busy (queueing in the load generator and the kernel)"
+    return "outside the API process (load generator, kernel)"
 
 
 def merge(
-    client: dict[str, list[float]], server: dict[int, dict[str, Any]], target_ms: float
+    client: dict[str, list[float]],
+    server: dict[int, dict[str, Any]],
+    machine: dict[int, dict[str, Any]],
+    target_ms: float,
 ) -> list[dict[str, Any]]:
     """One row per second of the run: the client's figures, the server's, and the cause."""
     rows = []
@@ -87,6 +104,7 @@ def merge(
             "client_p99_ms": round(p99, 2),
             "client_max_ms": round(worst, 2),
             **server.get(second, {}),
+            **machine.get(second, {}),
         }
         row["cause"] = cause(row, target_ms)
         rows.append(row)
@@ -105,6 +123,53 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"      +{row['second'] - start}s p99 {row['client_p99_ms']:.1f} ms "
             f"(server {row.get('server_p99_ms', 0):.1f}, lag {row.get('loop_lag_max_ms', 0):.1f}, "
             f"gc {row.get('gc_max_ms', 0):.1f}, pool {row.get('pool_wait_max_ms', 0):.1f}, "
-            f"key look-ups {row.get('key_lookups', 0)}): {row['cause']}"
+            f"key look-ups {row.get('key_lookups', 0)}; idle {row.get('idle_pct', '?')}%, "
+            f"steal {row.get('steal_pct', '?')}%, autovacuum {row.get('autovacuum', '?')}): "
+            f"{row['cause']}"
         )
     return "\n".join(lines)
+
+
+class MachineSampler:
+    """Once a second, in a thread: CPU busy / iowait / steal shares from /proc/stat, and
+    whether an autovacuum worker was running (pg_stat_activity)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.seconds: dict[int, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MachineSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _cpu() -> list[int]:
+        with open("/proc/stat") as stat:
+            return [int(v) for v in stat.readline().split()[1:]]
+
+    def _run(self) -> None:
+        import psycopg  # the peer's driver: a plain synchronous connection for the sampler
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            before = self._cpu()
+            while not self._stop.wait(1.0 - time.time() % 1.0):
+                now = self._cpu()
+                delta = [b - a for a, b in zip(before, now, strict=True)]
+                before = now
+                total = sum(delta) or 1
+                # user nice system idle iowait irq softirq steal ...
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+                ).fetchone()
+                self.seconds[math.floor(time.time()) - 1] = {
+                    "idle_pct": round(100 * delta[3] / total, 1),
+                    "iowait_pct": round(100 * delta[4] / total, 1),
+                    "steal_pct": round(100 * delta[7] / total, 1),
+                    "autovacuum": row[0] if row else 0,
+                }
