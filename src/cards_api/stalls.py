@@ -35,7 +35,7 @@ from cards_api import metrics
 
 TICK_S: Final = 0.01
 
-log = structlog.get_logger("cards_api.stalls")
+LOGGER: Final = "cards_api.stalls"
 
 
 @dataclass(slots=True)
@@ -107,7 +107,9 @@ class StallMonitor:
             loop_lag_s=second.loop_lag_max_ms / 1000, gc_pause_s=second.gc_max_ms / 1000
         )
         if second.worst_ms() >= self.log_over_ms:
-            log.info("stall", second=at, **second.as_log())
+            # Looked up each time (once a second at most): follows the logging configuration
+            # in force, as a module-level cached logger would not.
+            structlog.get_logger(LOGGER).info("stall", second=at, **second.as_log())
 
     async def run(self) -> None:
         gc.callbacks.append(self._on_gc)
