@@ -6,11 +6,23 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from cards_api.stalls import StallMonitor
+
+
+@pytest.fixture(autouse=True)
+def default_logging() -> Iterator[None]:
+    """structlog's defaults while the test runs (another test may have configured a level
+    that drops INFO lines), the configuration before it restored after."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
 
 
 async def test_lag_gc_and_pool_waits_of_a_slow_second_are_logged_together() -> None:
