@@ -74,6 +74,7 @@ def main() -> None:
         )
 
     print(f"Cards API over HTTP ({args.workers} workers, API keys, metrics, JSON logs):")
+    http.embed_backlog(database.dsn)
     server = http.start_api(database.dsn, args.workers, workdir / "api.log")
     results: dict[str, dict[str, Any]] = {}
     try:

@@ -56,6 +56,11 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
             elif name == "purged":
                 row = seconds[_epoch_second(event["timestamp"])]
                 row["purge_ms"] = row.get("purge_ms", 0.0) + event["duration_ms"]
+            elif name == "cards_embedded":  # a background pass: every second it spanned
+                ended = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+                last = math.floor(ended.timestamp())
+                for second in range(math.floor(last - event["duration_ms"] / 1000), last + 1):
+                    seconds[second]["embedding_pass"] = True
     for second, values in durations.items():
         seconds[second]["server_p99_ms"] = _p99(values)
     return seconds
@@ -76,6 +81,8 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
     if ms >= row["client_p99_ms"] / 4:
         return name
     # Nothing in the API process explains it: what else the machine was doing that second.
+    if row.get("embedding_pass"):
+        return "a background embedding pass"
     if row.get("steal_pct", 0.0) >= 5:
         return "CPU steal (the hypervisor ran someone else)"
     if row.get("autovacuum", 0):

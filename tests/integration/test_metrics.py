@@ -3,6 +3,7 @@ labels an unbounded value, lets no tenant spend the label budget, and serves onl
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -210,3 +211,16 @@ async def test_embedding_and_context_metrics_follow_the_work(
     tokens = "cards_context_tokens_sum"
     assert value(after, tokens) - value(before, tokens) == made.json()["tokens"]
     assert ("cards_embeddings_pending", frozenset()) in after
+
+
+async def test_each_second_of_the_process_is_accounted_for_in_the_stall_histograms(
+    client: httpx.AsyncClient,
+) -> None:
+    """The running app's stall monitor closes a second at a time: the lag and GC histograms
+    gain one observation per second, so an operator's p99 over them means something."""
+    before = await scrape(client)
+    await asyncio.sleep(2.2)
+    after = await scrape(client)
+    for name in ("cards_api_event_loop_lag_seconds_count", "cards_api_gc_pause_seconds_count"):
+        gained = value(after, name) - value(before, name)
+        assert 2 <= gained <= 3, name

@@ -172,6 +172,7 @@ class EmbeddingWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
             self._wake.clear()
+            started = time.perf_counter()
             try:
                 done = await self.run_pass()
             except EmbedderUnavailable as exc:
@@ -184,4 +185,7 @@ class EmbeddingWorker:
                 await asyncio.sleep(self.retry_seconds)
             else:
                 if done:
-                    log.info("cards_embedded", cards=done)
+                    # With its duration: the seconds a pass competed with requests for the
+                    # CPU can be told apart in a latency timeline (docs/performance.md).
+                    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+                    log.info("cards_embedded", cards=done, duration_ms=duration_ms)
