@@ -21,6 +21,7 @@ from cards_api.db.queries import search as search_q
 from cards_api.db.queries import usage as usage_q
 from cards_api.db.queries.tenancy import SET_TENANT
 from cards_api.db.roles import Roles, login_url
+from cards_api.search.embedder import LOCAL_NAME
 
 CLIENTS = 8
 
@@ -34,9 +35,10 @@ def bind(sql: str, *values: str) -> str:
     return re.sub(r"\$(\d+)", value, sql.strip()).replace("\n", " ") + ";"
 
 
-def _transaction(tenants: int, *statements: str, sets: str = "") -> str:
+def _transaction(tenants: int, *statements: str, sets: str = "", before: str = "") -> str:
     lines = [f"\\set t random(1, {tenants})", *filter(None, sets.splitlines())]
-    lines += ["BEGIN;", bind(SET_TENANT, tenant_sql()), *statements, "COMMIT;"]
+    lines += [*filter(None, [before]), "BEGIN;", bind(SET_TENANT, tenant_sql()), *statements]
+    lines += ["COMMIT;"]
     return "\n".join(lines) + "\n"
 
 
@@ -47,7 +49,7 @@ def scripts(tenants: int) -> dict[str, str]:
     batch_json = (
         "json_build_array("
         + ", ".join(
-            "json_build_object('id', gen_random_uuid(), 'card_type', 'insight', "
+            f"json_build_object('id', CAST(:b{n} AS text), 'card_type', 'insight', "
             f"'title', 'Bench insight {n}', "
             "'content', json_build_object('text', repeat('x', CAST(:len AS int))), "
             "'tags', json_build_array('bench'), 'external_ref', NULL)"
@@ -90,6 +92,16 @@ def scripts(tenants: int) -> dict[str, str]:
                 "86400",
             ),
             bind(cards_q.UPSERT_BATCH, tenant, batch_json),
+            # The new cards' vectors, as the service stores them (values do not matter here).
+            bind(
+                search_q.UPSERT_EMBEDDINGS,
+                tenant,
+                f"'{LOCAL_NAME}'",
+                "ARRAY[" + ", ".join(f"CAST(:b{n} AS uuid)" for n in range(1, 5)) + "]",
+                "ARRAY[1, 1, 1, 1]",
+                "array_fill(CAST(0.0625 AS float4), ARRAY[4 * 256])",
+                "256",
+            ),
             bind(
                 idempotency_q.COMPLETE,
                 tenant,
@@ -98,6 +110,10 @@ def scripts(tenants: int) -> dict[str, str]:
                 "convert_to(repeat('r', 2400), 'UTF8')",
             ),
             sets="\\set k random(1, 2000000000)\n\\set len random(300, 800)",
+            # The batch's card ids, drawn first so that the vectors' statement can name them.
+            before="SELECT "
+            + ", ".join(f"gen_random_uuid() AS b{n}" for n in range(1, 5))
+            + " \\gset",
         ),
         "Q": _transaction(
             tenants,

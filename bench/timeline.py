@@ -81,6 +81,8 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
     if ms >= row["client_p99_ms"] / 4:
         return name
     # Nothing in the API process explains it: what else the machine was doing that second.
+    if row.get("loadgen_late_max_ms", 0.0) >= row["client_p99_ms"] / 4:
+        return "the load generator sent late (its thread was not running)"
     if row.get("embedding_pass"):
         return "a background embedding pass"
     if row.get("steal_pct", 0.0) >= 5:
@@ -104,12 +106,13 @@ def merge(
     rows = []
     for key in sorted(client, key=int):
         second = int(key)
-        count, p99, worst = client[key]
+        count, p99, worst, late = client[key]
         row: dict[str, Any] = {
             "second": second,
             "requests": int(count),
             "client_p99_ms": round(p99, 2),
             "client_max_ms": round(worst, 2),
+            "loadgen_late_max_ms": round(late, 2),
             **server.get(second, {}),
             **machine.get(second, {}),
         }
@@ -130,7 +133,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"      +{row['second'] - start}s p99 {row['client_p99_ms']:.1f} ms "
             f"(server {row.get('server_p99_ms', 0):.1f}, lag {row.get('loop_lag_max_ms', 0):.1f}, "
             f"gc {row.get('gc_max_ms', 0):.1f}, pool {row.get('pool_wait_max_ms', 0):.1f}, "
-            f"key look-ups {row.get('key_lookups', 0)}; idle {row.get('idle_pct', '?')}%, "
+            f"key look-ups {row.get('key_lookups', 0)}; wrk late {row['loadgen_late_max_ms']:.1f}; "
+            f"idle {row.get('idle_pct', '?')}%, "
             f"steal {row.get('steal_pct', '?')}%, autovacuum {row.get('autovacuum', '?')}): "
             f"{row['cause']}"
         )

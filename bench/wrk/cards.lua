@@ -72,6 +72,9 @@ function init(args)
   sent = 0
   latencies = {}
   ended_in = {} -- the wall-clock second each of `latencies` ended in (open loop only)
+  sent_late = {} -- per request: how late wrk itself sent it, once it could (open loop only)
+  last_response_at = 0
+  late_now = 0
   failures = 0
 end
 
@@ -91,6 +94,11 @@ local usage_tenant, usage_card, usage_run
 
 function request()
   sent = sent + 1
+  if rate > 0 and due_at ~= nil then
+    -- The load generator's own lateness: from when the request could go (due, and the
+    -- connection free) to now. A thread the kernel did not run shows here, not the server.
+    late_now = now_ms() - math.max(due_at, last_response_at)
+  end
   if op == "U" then
     -- Alternate a new workflow run (an event is recorded) and the same run again (deduplicated).
     if sent % 2 == 1 then
@@ -158,6 +166,8 @@ if rate > 0 then
     local latency = now_ms() - due_at
     latencies[#latencies + 1] = latency
     ended_in[#ended_in + 1] = wall_second()
+    sent_late[#sent_late + 1] = math.max(0, late_now)
+    last_response_at = now_ms()
     if status >= 300 then
       failures = failures + 1
     end
@@ -174,11 +184,13 @@ end
 function done(summary, latency, requests)
   local all = {}
   local seconds = {}
+  local lateness = {}
   local failed = 0
   for _, thread in ipairs(threads) do
     -- Plain arrays only: wrk copies them between its Lua states; tables keyed by number
     -- do not survive the copy.
     local ended = thread:get("ended_in")
+    local late = thread:get("sent_late")
     for i, value in ipairs(thread:get("latencies")) do
       all[#all + 1] = value
       local second = ended[i]
@@ -189,17 +201,19 @@ function done(summary, latency, requests)
           seconds[second] = bucket
         end
         bucket[#bucket + 1] = value
+        lateness[second] = math.max(lateness[second] or 0, late[i] or 0)
       end
     end
     failed = failed + thread:get("failures")
   end
   table.sort(all)
-  -- The timeline: for each wall-clock second, how many requests ended in it and their p99.
+  -- The timeline: for each wall-clock second, how many requests ended in it, their p99 and
+  -- maximum, and the most wrk itself was late sending one of them.
   local timeline = {}
   for second, values in pairs(seconds) do
     table.sort(values)
-    timeline[#timeline + 1] = string.format('"%d":[%d,%.3f,%.3f]', second, #values,
-      percentile(values, 0.99), values[#values])
+    timeline[#timeline + 1] = string.format('"%d":[%d,%.3f,%.3f,%.3f]', second, #values,
+      percentile(values, 0.99), values[#values], lateness[second] or 0)
   end
   io.write("BENCH_TIMELINE {" .. table.concat(timeline, ",") .. "}\n")
   local errors = summary.errors
