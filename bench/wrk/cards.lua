@@ -2,7 +2,8 @@
 --
 --   BENCH_OP    R (retrieve 4 cards by id), U (track usage), B (batch-create 4 cards with an
 --               Idempotency-Key), Q (full-text query retrieve), L (list the first page),
---               S (hybrid search, limit 10) or C (context, budget 2,000 tokens)
+--               S (hybrid search, limit 10) or C (context, budget 2,000 tokens); Q asks for
+--               mode "text" (BM25, what its pgbench script runs): hybrid is the default
 --   BENCH_DATA  a file of "tenant_id api_key card_id card_id ..." lines (bench/seed.py); for S
 --               and C the search tenant's file: "tenant_id api_key", then one query a line
 --   BENCH_RATE  0: saturation (closed loop). N > 0: open loop, N requests/s per connection;
@@ -130,7 +131,7 @@ function request()
       '{"cards":[' .. table.concat(cards, ",") .. "]}")
   elseif op == "Q" then
     return wrk.format("POST", "/api/v1/cards/retrieve", headers,
-      '{"query":"' .. pick(WORDS) .. '","limit":10}')
+      '{"query":"' .. pick(WORDS) .. '","mode":"text","limit":10}')
   elseif op == "L" then
     return wrk.format("GET", "/api/v1/cards?limit=50", headers)
   elseif op == "S" then
