@@ -11,7 +11,7 @@ skipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -52,6 +52,13 @@ def app_login_url(owner_dsn: str, settings: Settings) -> str:
     return login_url(owner_dsn, settings.roles(owner_dsn).app, settings.app_password())
 
 
+POOL_MAX_QUERIES: Final = 10_000_000
+"""Queries after which a pooled connection is replaced. asyncpg's default, 50,000, replaced each
+connection every few minutes under load, and the request that next asked for it waited ~30 ms
+for a new login: single slow seconds in the benchmark's timeline (docs/performance.md). Ten
+million still renews a busy connection about daily."""
+
+
 async def create_pool(
     owner_dsn: str,
     settings: Settings,
@@ -71,6 +78,7 @@ async def create_pool(
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
         reset=_keep,
         init=init,
+        max_queries=POOL_MAX_QUERIES,
     )
     assert pool is not None
     return pool
