@@ -32,8 +32,9 @@ def _p99(values: list[float]) -> float:
 
 def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, Any]]:
     """Per second, from the API's log after byte `offset`: request p99 and the stall figures
-    (the worst over worker processes; key look-ups and purges summed). Requests logged before
-    `since` (the end of the previous run) are left out."""
+    (the worst over worker processes; key look-ups and purges summed). Only requests that began
+    after `since` (the start of this run), and only whole seconds after it, count: the previous
+    run's queued requests end during this run's first second."""
     durations: dict[int, list[float]] = defaultdict(list)
     seconds: dict[int, dict[str, Any]] = defaultdict(dict)
     with log.open("rb") as file:
@@ -45,9 +46,9 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
             name = event.get("event")
             if name == "request":
                 at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
-                if at >= since:
+                if at - event["duration_ms"] / 1000 >= since:  # began within this run
                     durations[math.floor(at)].append(event["duration_ms"])
-            elif name == "stall":
+            elif name == "stall" and event["second"] >= since:  # a whole second of this run
                 row = seconds[event["second"]]
                 for key in ("loop_lag_max_ms", "gc_max_ms", "pool_wait_max_ms"):
                     row[key] = max(row.get(key, 0.0), event[key])
