@@ -16,7 +16,8 @@ parameter stays with FastAPI.
 
 Errors raised by the endpoint are rendered by the application's own exception handlers
 (`problems.py`), looked up by the exception's class as Starlette does; anything else propagates
-to the request middleware, which turns it into the logged 500.
+to the request middleware, which turns it into the logged 500. FastAPI's `dependency_overrides`
+do not reach these routes (the service uses none).
 """
 
 from __future__ import annotations
