@@ -42,7 +42,13 @@ VEC = "::float4[]::vector"
 
 
 def _bm25_ctes(where: str, tsq: str, words: str) -> str:
-    """CTEs ending in `bm25(id, score)`: every matching card of the filtered set, scored."""
+    """CTEs ending in `bm25(id, score)`: every matching card of the filtered set, scored.
+
+    Term frequencies (`hits`) come from each matching card's tsvector cut down to the query's
+    terms in C (every weight set to D, the terms' to A, only A kept) before it is unnested:
+    unnesting every lexeme of every match was half of a search's time (docs/performance.md).
+    SQL comments are avoided in these statements: the benchmark runs them flattened to one line.
+    """
     return f"""
         terms AS (
             SELECT DISTINCT lexeme
@@ -56,8 +62,9 @@ def _bm25_ctes(where: str, tsq: str, words: str) -> str:
         ), hits AS (
             SELECT m.id, u.lexeme, cardinality(u.positions)::float8 AS tf,
                    length(m.search)::float8 AS dl
-            FROM matched m, unnest(m.search) AS u
-            WHERE u.lexeme IN (SELECT lexeme FROM terms)
+            FROM matched m,
+                 unnest(ts_filter(setweight(setweight(m.search, 'D'), 'A',
+                                            (SELECT array_agg(lexeme) FROM terms)), '{{a}}')) AS u
         ), df AS (
             SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme
         ), bm25 AS (
@@ -121,18 +128,18 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
             FROM (SELECT id FROM lexical ORDER BY r LIMIT {FEEDBACK_CARDS}) best
             JOIN card_embeddings e
               ON e.tenant_id = $1 AND e.card_id = best.id AND e.embedder = {embedder}
-        ), probe AS MATERIALIZED (  -- computed once, not once per card compared with it
+        ), probe AS MATERIALIZED (  /* computed once, not once per card compared with it */
             SELECT coalesce(feedback.v + {scaled}{VEC}, {vec}{VEC}) AS v FROM feedback
-        ), nearest AS (  -- the top `depth` by distance (a top-N sort), then numbered
+        ), nearest AS (  /* the top `depth` by distance (a top-N sort), then numbered */
             SELECT d.id, d.distance
-            FROM (  -- distances first (OFFSET 0 keeps it apart): joins then carry no vectors
+            FROM (  /* distances first (OFFSET 0 keeps it apart): no vector is joined */
                 SELECT e.card_id AS id, e.version, e.embedding <=> probe.v AS distance
                 FROM card_embeddings e CROSS JOIN probe
                 WHERE e.tenant_id = $1 AND e.embedder = {embedder}
                 OFFSET 0
             ) d
             WHERE numnode(to_tsquery('english', {tsq})) > 0
-              AND EXISTS (  -- the card is live, passes the filters, and this is its version
+              AND EXISTS (  /* the card is live, passes the filters, at this version */
                 SELECT FROM cards
                 WHERE {where} AND cards.id = d.id AND cards.version = d.version)
             ORDER BY d.distance, d.id LIMIT {depth}
