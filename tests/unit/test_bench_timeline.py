@@ -1,0 +1,70 @@
+"""The benchmark's timeline names the cause of a slow second from what was measured in it:
+the server's part or the rest, the largest figure of that part, and nothing from before the run
+(docs/performance.md quotes these attributions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import timeline
+
+
+def _row(client: float, server: float, **figures: float) -> dict[str, float]:
+    return {"client_p99_ms": client, "server_p99_ms": server, **figures}
+
+
+def test_a_second_within_target_has_no_cause() -> None:
+    assert timeline.cause(_row(4.0, 3.0, pool_wait_max_ms=3.0), 5.0) == ""
+
+
+def test_the_servers_part_is_blamed_on_its_largest_figure() -> None:
+    assert timeline.cause(_row(12.0, 10.0, pool_wait_max_ms=8.0), 5.0) == "pool wait"
+    assert timeline.cause(_row(12.0, 10.0, gc_max_ms=6.0), 5.0) == "GC pause"
+    assert timeline.cause(_row(12.0, 10.0, gc_max_ms=1.0), 5.0).startswith("the request's own")
+
+
+def test_the_rest_is_blamed_on_the_load_generator_the_loop_or_the_machine() -> None:
+    late = _row(40.0, 4.0, loadgen_late_max_ms=30.0, loop_lag_max_ms=5.0)
+    assert timeline.cause(late, 5.0).startswith("the load generator sent late")
+    lag = _row(40.0, 4.0, loadgen_late_max_ms=2.0, loop_lag_max_ms=25.0)
+    assert timeline.cause(lag, 5.0).startswith("event-loop lag")
+    steal = _row(40.0, 4.0, steal_pct=12.0)
+    assert timeline.cause(steal, 5.0).startswith("CPU steal")
+    assert timeline.cause(_row(40.0, 4.0), 5.0).startswith("queued behind")
+
+
+def _line(event: str, timestamp: str, **fields: object) -> str:
+    return json.dumps({"event": event, "timestamp": timestamp, **fields}) + "\n"
+
+
+def test_the_servers_log_counts_only_what_began_in_the_run(tmp_path: Path) -> None:
+    log = tmp_path / "api.log"
+    since = 1_800_000_000.5  # the run began half-way through a second
+    log.write_text(
+        "not json: uvicorn's start-up line\n"
+        # a request of the previous run that ended inside this one: not counted
+        + _line("request", "2027-01-15T08:00:00.700000Z", duration_ms=500.0)
+        + _line("request", "2027-01-15T08:00:01.100000Z", duration_ms=2.0)
+        + _line("request", "2027-01-15T08:00:01.200000Z", duration_ms=8.0)
+        # the partial first second's stall figures mix both runs: not counted
+        + _line("stall", "2027-01-15T08:00:01Z", second=1_800_000_000, loop_lag_max_ms=90.0,
+                gc_max_ms=0.0, pool_wait_max_ms=40.0, key_lookups=3, gc_gen2=0)
+        # two workers' lines for the same second: the worst figure, the summed counts
+        + _line("stall", "2027-01-15T08:00:02Z", second=1_800_000_001, loop_lag_max_ms=3.0,
+                gc_max_ms=1.0, pool_wait_max_ms=0.5, key_lookups=2, gc_gen2=1)
+        + _line("stall", "2027-01-15T08:00:02Z", second=1_800_000_001, loop_lag_max_ms=7.0,
+                gc_max_ms=0.0, pool_wait_max_ms=0.2, key_lookups=1, gc_gen2=0)
+        # an embedding pass of 1.5 s that ended at +3.0 s covers +1 s to +3 s
+        + _line("cards_embedded", "2027-01-15T08:00:03Z", cards=64, duration_ms=1500.0)
+    )  # fmt: skip
+    seconds = timeline.server_seconds(log, 0, since)
+    first = seconds[1_800_000_001]
+    assert first["server_p99_ms"] == 8.0  # 2 and 8 ms began in the run; the 500 ms did not
+    assert first["loop_lag_max_ms"] == 7.0
+    assert first["gc_max_ms"] == 1.0
+    assert first["key_lookups"] == 3
+    assert "pool_wait_max_ms" in first
+    assert first["pool_wait_max_ms"] == 0.5
+    assert seconds[1_800_000_000].get("loop_lag_max_ms") is None
+    assert all(seconds[s].get("embedding_pass") for s in (1_800_000_001, 1_800_000_002))
