@@ -10,6 +10,7 @@ nothing the server saw (the load generator, the machine).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -18,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 
 
@@ -179,9 +181,11 @@ class MachineSampler:
             return [int(v) for v in stat.readline().split()[1:]]
 
     def _run(self) -> None:
-        import psycopg  # the peer's driver: a plain synchronous connection for the sampler
+        asyncio.run(self._sample())
 
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+    async def _sample(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
             before = self._cpu()
             while not self._stop.wait(1.0 - time.time() % 1.0):
                 now = self._cpu()
@@ -189,12 +193,14 @@ class MachineSampler:
                 before = now
                 total = sum(delta) or 1
                 # user nice system idle iowait irq softirq steal ...
-                row = conn.execute(
+                autovacuum = await conn.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-                ).fetchone()
+                )
                 self.seconds[math.floor(time.time()) - 1] = {
                     "idle_pct": round(100 * delta[3] / total, 1),
                     "iowait_pct": round(100 * delta[4] / total, 1),
                     "steal_pct": round(100 * delta[7] / total, 1),
-                    "autovacuum": row[0] if row else 0,
+                    "autovacuum": autovacuum or 0,
                 }
+        finally:
+            await conn.close()
