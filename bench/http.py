@@ -29,6 +29,15 @@ def free_port() -> int:
         return port
 
 
+def service_env(dsn: str, **settings: str) -> dict[str, str]:
+    """This process's environment for a `cards-api` command on `dsn`: none of the caller's own
+    Cards API settings, only `settings`."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("CARDS_") and k != "DATABASE_URL"
+    }
+    return {**env, "DATABASE_URL": dsn, **settings}
+
+
 @dataclass
 class ApiServer:
     process: subprocess.Popen[bytes]
@@ -43,13 +52,8 @@ class ApiServer:
 def start_api(dsn: str, workers: int, logs: Path) -> ApiServer:
     """`cards-api serve` as in production: API keys, metrics, JSON logs (to a file)."""
     port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("CARDS_") and k != "DATABASE_URL"
-    }
     # Every second's stall figures are logged (CARDS_STALL_LOG_MS=0) for the timeline.
-    env.update(
-        DATABASE_URL=dsn, CARDS_LOG_FORMAT="json", CARDS_LOG_LEVEL="INFO", CARDS_STALL_LOG_MS="0"
-    )
+    env = service_env(dsn, CARDS_LOG_FORMAT="json", CARDS_LOG_LEVEL="INFO", CARDS_STALL_LOG_MS="0")
     with logs.open("wb") as log:
         process = subprocess.Popen(
             [str(CARDS_API), "serve", "--port", str(port), "--workers", str(workers)],
@@ -73,10 +77,7 @@ def embed_backlog(dsn: str) -> None:
     """`cards-api reindex`: embed what was written behind the service's back (pgbench's and the
     peer's cards), so that no background embedding pass competes with the measured requests."""
     started = time.monotonic()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("CARDS_") and k != "DATABASE_URL"
-    }
-    subprocess.run([str(CARDS_API), "reindex"], env={**env, "DATABASE_URL": dsn}, check=True)
+    subprocess.run([str(CARDS_API), "reindex"], env=service_env(dsn), check=True)
     print(f"  embedded the backlog in {time.monotonic() - started:.0f} s (cards-api reindex)")
 
 

@@ -23,8 +23,9 @@ import asyncpg
 import orjson
 
 
-def _epoch_second(timestamp: str) -> int:
-    return math.floor(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+def _epoch(timestamp: str) -> float:
+    """A log line's ISO timestamp ("…Z") as seconds since the epoch."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def _p99(values: list[float]) -> float:
@@ -47,7 +48,7 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
             event = orjson.loads(line)
             name = event.get("event")
             if name == "request":
-                at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+                at = _epoch(event["timestamp"])
                 if at - event["duration_ms"] / 1000 >= since:  # began within this run
                     durations[math.floor(at)].append(event["duration_ms"])
             elif name == "stall" and event["second"] >= since:  # a whole second of this run
@@ -57,12 +58,12 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
                 row["key_lookups"] = row.get("key_lookups", 0) + event["key_lookups"]
                 row["gc_gen2"] = row.get("gc_gen2", 0) + event["gc_gen2"]
             elif name == "purged":
-                row = seconds[_epoch_second(event["timestamp"])]
+                row = seconds[math.floor(_epoch(event["timestamp"]))]
                 row["purge_ms"] = row.get("purge_ms", 0.0) + event["duration_ms"]
             elif name == "cards_embedded":  # a background pass: every second it spanned
-                ended = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-                last = math.floor(ended.timestamp())
-                for second in range(math.floor(last - event["duration_ms"] / 1000), last + 1):
+                ended = _epoch(event["timestamp"])
+                first = math.floor(ended - event["duration_ms"] / 1000)
+                for second in range(first, math.floor(ended) + 1):
                     seconds[second]["embedding_pass"] = True
     for second, values in durations.items():
         seconds[second]["server_p99_ms"] = _p99(values)

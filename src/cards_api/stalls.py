@@ -29,9 +29,11 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
+import asyncpg
 import structlog
 
 from cards_api import metrics
+from cards_api.db.types import Connection
 
 TICK_S: Final = 0.01
 
@@ -131,8 +133,26 @@ MONITOR: Final = StallMonitor(log_over_ms=50.0)
 """The process's monitor: the request path reports to it, the app's lifespan runs it."""
 
 
-def pool_wait(seconds: float) -> None:
-    MONITOR.pool_wait(seconds)
+class _TimedAcquire:
+    __slots__ = ("_acquiring",)
+
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float) -> None:
+        self._acquiring = pool.acquire(timeout=timeout)
+
+    async def __aenter__(self) -> Connection:
+        asked = time.perf_counter()
+        conn: Connection = await self._acquiring.__aenter__()
+        MONITOR.pool_wait(time.perf_counter() - asked)
+        return conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._acquiring.__aexit__(*exc)
+
+
+def acquire(pool: asyncpg.Pool, *, timeout: float) -> _TimedAcquire:
+    """`pool.acquire(timeout=…)` that reports how long the connection took to come: how the
+    request path (its transaction, a key look-up) takes a connection from the pool."""
+    return _TimedAcquire(pool, timeout=timeout)
 
 
 def key_lookup() -> None:

@@ -8,7 +8,6 @@ authenticated the caller) `X-Tenant-ID` alone decides, with every scope.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -131,9 +130,7 @@ async def _look_up(
 ) -> VerifiedKey | None:
     generation = keys.generation
     stalls.key_lookup()
-    asked = time.perf_counter()
-    async with pool.acquire(timeout=acquire_timeout) as conn:
-        stalls.pool_wait(time.perf_counter() - asked)
+    async with stalls.acquire(pool, timeout=acquire_timeout) as conn:
         # The key is looked up inside its own tenant's row-level-security context.
         await begin_for_tenant(conn, tenant_id=parsed.tenant_id)
         try:

@@ -67,6 +67,11 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+def _as(model: type[M]) -> Callable[[httpx.Response], M]:
+    """A call's parser: the response's JSON as `model`."""
+    return lambda response: model.model_validate(response.json())
+
+
 def _card_json(card: NewCard | Mapping[str, Any]) -> dict[str, Any]:
     model = card if isinstance(card, NewCard) else NewCard.model_validate(card)
     return model.to_json()
@@ -132,7 +137,7 @@ def retrieve(
     return Call(
         "POST",
         "/api/v1/cards/retrieve",
-        lambda r: RetrieveResult.model_validate(r.json()),
+        _as(RetrieveResult),
         Safety.REPEATABLE,
         json=body,
     )
@@ -177,7 +182,7 @@ def get_context(context_id: str | UUID) -> Call[ContextRecord]:
     return Call(
         "GET",
         f"/api/v1/contexts/{context_id}",
-        lambda r: ContextRecord.model_validate(r.json()),
+        _as(ContextRecord),
         Safety.REPEATABLE,
     )
 
@@ -186,7 +191,7 @@ def search_info() -> Call[SearchInfo]:
     return Call(
         "GET",
         "/api/v1/search/info",
-        lambda r: SearchInfo.model_validate(r.json()),
+        _as(SearchInfo),
         Safety.REPEATABLE,
     )
 
@@ -203,7 +208,7 @@ def get(card_id: str | UUID) -> Call[Card]:
     return Call(
         "GET",
         f"/api/v1/cards/{card_id}",
-        lambda r: Card.model_validate(r.json()),
+        _as(Card),
         Safety.REPEATABLE,
     )
 
@@ -226,7 +231,7 @@ def update(
     return Call(
         "PATCH",
         f"/api/v1/cards/{card_id}",
-        lambda r: Card.model_validate(r.json()),
+        _as(Card),
         Safety.ONCE,
         json=body,
         headers=headers,
@@ -254,7 +259,7 @@ def track_usage(
     return Call(
         "POST",
         f"/api/v1/cards/{card_id}/usage",
-        lambda r: UsageResult.model_validate(r.json()),
+        _as(UsageResult),
         Safety.REPEATABLE,
         json=body,
     )
@@ -272,7 +277,7 @@ def usage_summary(
     return Call(
         "GET",
         "/api/v1/usage/summary",
-        lambda r: UsageSummary.model_validate(r.json()),
+        _as(UsageSummary),
         Safety.REPEATABLE,
         params={"group_by": group_by, "since": _iso(since), "until": _iso(until)},
     )

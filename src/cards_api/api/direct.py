@@ -90,7 +90,8 @@ class DirectRoutes:
 
     def __init__(self, routers: Sequence[APIRouter]) -> None:
         self.static: dict[tuple[str, str], DirectRoute] = {}
-        self.templated: list[tuple[str, re.Pattern[str], DirectRoute]] = []
+        self.templated: dict[str, list[tuple[re.Pattern[str], DirectRoute]]] = {}
+        """By method, in declaration order (Starlette's order of matching)."""
         for router in routers:
             for route in router.routes:
                 if not isinstance(route, APIRoute) or (direct := _direct(route)) is None:
@@ -99,15 +100,12 @@ class DirectRoutes:
                     if direct.static:
                         self.static[(method, route.path)] = direct
                     else:
-                        self.templated.append((method, route.path_regex, direct))
-
-    def __len__(self) -> int:
-        return len(self.static) + len(self.templated)
+                        self.templated.setdefault(method, []).append((route.path_regex, direct))
 
     def paths(self) -> set[tuple[str, str]]:
         """(method, path template) of every route served directly."""
         return {(m, d.route.path) for (m, _), d in self.static.items()} | {
-            (m, d.route.path) for m, _, d in self.templated
+            (m, d.route.path) for m, routes in self.templated.items() for _, d in routes
         }
 
     def match(self, scope: Scope) -> bool:
@@ -120,8 +118,8 @@ class DirectRoutes:
         if direct is not None:
             scope[SCOPE_KEY] = (direct, {})
             return True
-        for route_method, pattern, candidate in self.templated:
-            if route_method == method and (found := pattern.match(path)) is not None:
+        for pattern, candidate in self.templated.get(method, ()):
+            if (found := pattern.match(path)) is not None:
                 scope[SCOPE_KEY] = (candidate, found.groupdict())
                 return True
         return False

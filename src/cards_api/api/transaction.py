@@ -45,10 +45,8 @@ class TenantSession:
 @contextlib.asynccontextmanager
 async def tenant_session(request: Request, principal: Principal) -> AsyncIterator[TenantSession]:
     pool: asyncpg.Pool = request.app.state.pool
-    asked = time.perf_counter()
-    async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
+    async with stalls.acquire(pool, timeout=POOL_ACQUIRE_TIMEOUT_S) as conn:
         started = time.perf_counter()
-        stalls.pool_wait(started - asked)
         try:
             await tenancy.begin(conn, principal)
             session = TenantSession(conn=conn, principal=principal, started=started)
