@@ -6,7 +6,9 @@ changed card is found by its new content."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 import httpx
 import pytest
 
@@ -143,6 +145,44 @@ async def test_a_changed_card_is_found_by_its_new_content(
     assert [c["id"] for c in found] == [target]
     info = (await client.get("/api/v1/search/info", headers=tenant.headers())).json()
     assert info["pending"] == 0
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+@pytest.mark.parametrize("filtered", [False, True])
+async def test_a_vector_of_an_older_version_never_ranks_the_card(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    owner_pool: asyncpg.Pool,
+    mode: str,
+    filtered: bool,
+) -> None:
+    """Until a changed card is embedded again, a vector made from an older version must not
+    find it (unfiltered and filtered searches check this in different plans)."""
+    created = await _seed(client, tenant, TOPICS)
+    target, hospital = UUID(created[0]["id"]), UUID(created[2]["id"])
+    patched = await client.patch(
+        f"/api/v1/cards/{target}",
+        json={"title": "Solar panels", "content": {"text": "Rooftop photovoltaic energy systems"}},
+        headers=tenant.headers(),
+    )
+    assert patched.status_code == 200
+    # The table holds, for the changed card, a vector of its version 1 that means "hospital
+    # buyers": were it used, the card would rank beside the hospital card.
+    async with owner_pool.acquire() as conn:
+        updated = await conn.execute(
+            "UPDATE card_embeddings e SET version = 1, embedding = o.embedding "
+            "FROM card_embeddings o WHERE e.tenant_id = $1 AND e.card_id = $2 "
+            "AND o.tenant_id = $1 AND o.card_id = $3 AND o.embedder = e.embedder",
+            tenant.id,
+            target,
+            hospital,
+        )
+    assert updated == "UPDATE 1"
+    filters: dict[str, Any] = {"card_types": ["product", "audience"]} if filtered else {}
+    found = await _search(client, tenant, "hospital procurement clinics", mode, **filters)
+    ids = [c["id"] for c in found]
+    assert str(hospital) in ids
+    assert str(target) not in ids
 
 
 async def test_search_info_names_the_embedder_and_tokenizer(

@@ -92,21 +92,71 @@ def text_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
     )
 
 
+def _nearest_cte(
+    where: str, *, filtered: bool, probe: str, source: str, embedder: str, tsq: str, depth: str
+) -> str:
+    """`nearest(id, distance)`: the `depth` live cards of the filtered set nearest to `probe`
+    (an expression over `source`, a FROM item), none when the tsquery `tsq` is empty (a query
+    of stop words means nothing to rank by).
+
+    Distances are computed first, from the embeddings alone, with no vector joined or copied.
+    Unfiltered, they are sorted and the live cards picked off in order, each checked by one
+    index probe until `depth` are found (~100 probes, not a join of every card: docs/
+    performance.md). Filtered, the filtered cards are joined first, so a selective filter
+    never walks the whole list. Either way a card only counts at the version its vector was
+    made from, and a filtered query never comes back short.
+    """
+    distances = f"""
+                SELECT e.card_id AS id, e.version, e.embedding <=> {probe} AS distance
+                FROM card_embeddings e{source}
+                WHERE e.tenant_id = $1 AND e.embedder = {embedder}
+                  AND numnode(to_tsquery('english', {tsq})) > 0"""
+    if not filtered:
+        return f"""nearest AS (
+            SELECT d.id, d.distance
+            FROM ({distances}
+                ORDER BY distance, id OFFSET 0
+            ) d
+            CROSS JOIN LATERAL (
+                SELECT FROM cards
+                WHERE {where} AND cards.id = d.id AND cards.version = d.version LIMIT 1
+            ) live
+            ORDER BY d.distance, d.id LIMIT {depth}
+        )"""
+    return f"""nearest AS (
+            SELECT d.id, d.distance
+            FROM ({distances}
+                OFFSET 0
+            ) d
+            WHERE EXISTS (
+                SELECT FROM cards
+                WHERE {where} AND cards.id = d.id AND cards.version = d.version)
+            ORDER BY d.distance, d.id LIMIT {depth}
+        )"""
+
+
 @functools.cache
 def _semantic_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
-    """$1 tenant, filters, then the query vector, the embedder, the tsquery text, the limit.
-
-    The tsquery only gates: a query whose words are all stop words means nothing to rank by.
-    """
+    """$1 tenant, filters, then the query vector, the embedder, the tsquery text (it only
+    gates), the limit."""
     where, n = live_cards_where(
         card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
     )
+    vec, embedder, tsq, limit = (f"${n + k}" for k in range(1, 5))
+    nearest = _nearest_cte(
+        where,
+        filtered=ids or card_types or tags,
+        probe=f"{vec}{VEC}",
+        source="",
+        embedder=embedder,
+        tsq=tsq,
+        depth=limit,
+    )
     return (
-        f"SELECT {COLUMNS}, 1 - (e.embedding <=> ${n + 1}{VEC}) AS score "
-        "FROM cards JOIN card_embeddings e ON e.tenant_id = cards.tenant_id "
-        f"AND e.card_id = cards.id AND e.embedder = ${n + 2} AND e.version = cards.version "
-        f"WHERE {where} AND numnode(to_tsquery('english', ${n + 3})) > 0 "
-        f"ORDER BY e.embedding <=> ${n + 1}{VEC}, cards.id LIMIT ${n + 4}"
+        f"WITH {nearest} "
+        f"SELECT {COLUMNS}, 1 - nearest.distance AS score "
+        "FROM nearest JOIN cards ON cards.tenant_id = $1 AND cards.id = nearest.id "
+        "ORDER BY nearest.distance, cards.id"
     )
 
 
@@ -118,6 +168,15 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
         card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
     )
     tsq, words, vec, scaled, embedder, depth, limit = (f"${n + k}" for k in range(1, 8))
+    nearest = _nearest_cte(
+        where,
+        filtered=ids or card_types or tags,
+        probe="probe.v",
+        source=", probe",
+        embedder=embedder,
+        tsq=tsq,
+        depth=depth,
+    )
     return f"""
         WITH {_bm25_ctes(where, tsq, words)},
         lexical AS (
@@ -130,20 +189,7 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
               ON e.tenant_id = $1 AND e.card_id = best.id AND e.embedder = {embedder}
         ), probe AS MATERIALIZED (  /* computed once, not once per card compared with it */
             SELECT coalesce(feedback.v + {scaled}{VEC}, {vec}{VEC}) AS v FROM feedback
-        ), nearest AS (  /* the top `depth` by distance (a top-N sort), then numbered */
-            SELECT d.id, d.distance
-            FROM (  /* distances first (OFFSET 0 keeps it apart): no vector is joined */
-                SELECT e.card_id AS id, e.version, e.embedding <=> probe.v AS distance
-                FROM card_embeddings e CROSS JOIN probe
-                WHERE e.tenant_id = $1 AND e.embedder = {embedder}
-                OFFSET 0
-            ) d
-            WHERE numnode(to_tsquery('english', {tsq})) > 0
-              AND EXISTS (  /* the card is live, passes the filters, at this version */
-                SELECT FROM cards
-                WHERE {where} AND cards.id = d.id AND cards.version = d.version)
-            ORDER BY d.distance, d.id LIMIT {depth}
-        ), semantic AS (
+        ), {nearest}, semantic AS (
             SELECT id, row_number() OVER (ORDER BY distance, id) AS r FROM nearest
         ), fused AS (
             SELECT id, sum(1.0 / ({RRF_K} + r))::float8 AS score
