@@ -41,9 +41,12 @@ FEEDBACK_WEIGHT = 2.0
 VEC = "::float4[]::vector"
 
 
-def _bm25_ctes(where: str, tsq: str, words: str) -> str:
+def _bm25_ctes(where: str, tsq: str, words: str, *, filtered: bool) -> str:
     """CTEs ending in `bm25(id, score)`: every matching card of the filtered set, scored.
 
+    Matches come from `cards_text_matches` (revision 0007): the live cards of the transaction's
+    tenant found through the GIN index, which row-level security would otherwise keep `@@` from
+    using. Filters, when there are any, are applied to those matches.
     Term frequencies (`hits`) come from each matching card's tsvector cut down to the query's
     terms in C (every weight set to D, the terms' to A, only A kept) before it is unnested:
     unnesting every lexeme of every match was half of a search's time (docs/performance.md).
@@ -54,8 +57,8 @@ def _bm25_ctes(where: str, tsq: str, words: str) -> str:
             SELECT DISTINCT lexeme
             FROM unnest(tsvector_to_array(to_tsvector('english', {words}))) AS lexeme
         ), matched AS (
-            SELECT cards.id, cards.search FROM cards, to_tsquery('english', {tsq}) AS q
-            WHERE {where} AND cards.search @@ q
+            SELECT m.id, m.search FROM cards_text_matches(to_tsquery('english', {tsq})) m
+            {f"JOIN cards ON cards.id = m.id WHERE {where}" if filtered else ""}
         ), stats AS (
             SELECT (SELECT count(*) FROM cards WHERE {where})::float8 AS n,
                    (SELECT avg(length(search)) FROM matched)::float8 AS avgdl
@@ -85,7 +88,7 @@ def text_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
     )
     tsq, words, limit = (f"${n + k}" for k in range(1, 4))
     return (
-        f"WITH {_bm25_ctes(where, tsq, words)} "
+        f"WITH {_bm25_ctes(where, tsq, words, filtered=ids or card_types or tags)} "
         f"SELECT {COLUMNS}, bm25.score FROM bm25 "
         "JOIN cards ON cards.tenant_id = $1 AND cards.id = bm25.id "
         f"ORDER BY bm25.score DESC, cards.id LIMIT {limit}"
@@ -178,7 +181,7 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
         depth=depth,
     )
     return f"""
-        WITH {_bm25_ctes(where, tsq, words)},
+        WITH {_bm25_ctes(where, tsq, words, filtered=ids or card_types or tags)},
         lexical AS (
             SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM bm25
             ORDER BY r LIMIT {depth}
