@@ -159,6 +159,36 @@ async def test_the_app_role_with_no_tenant_set_sees_no_rows(
         await conn.close()
 
 
+async def test_the_text_match_function_returns_only_the_bound_tenants_live_cards(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, database_url: str
+) -> None:
+    """`cards_text_matches` runs past row-level security (for the GIN index): it must keep
+    isolation itself, and archived cards out."""
+
+    async def create(owner: Tenant) -> str:
+        response = await client.post(
+            "/api/v1/cards/batch",
+            json={"cards": [card(content={"text": "quokka habitat"})]},
+            headers=owner.headers(),
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["cards"][0]["id"])
+
+    mine, archived, theirs = await create(tenant), await create(tenant), await create(other_tenant)
+    gone = await client.delete(f"/api/v1/cards/{archived}", headers=tenant.headers())
+    assert gone.status_code == 204
+    match = "SELECT id FROM cards_text_matches(to_tsquery('english', 'quokka'))"
+    conn = await _app_connection(database_url)
+    try:
+        assert await conn.fetch(match) == []  # bound to no tenant: nothing
+        for bound, expected in ((tenant, mine), (other_tenant, theirs)):
+            async with conn.transaction():
+                await conn.execute(SET_TENANT, str(bound.id))
+                assert [str(r["id"]) for r in await conn.fetch(match)] == [expected]
+    finally:
+        await conn.close()
+
+
 async def test_the_database_refuses_a_row_for_another_tenant(
     tenant: Tenant, other_tenant: Tenant, database_url: str
 ) -> None:
