@@ -99,8 +99,9 @@ def scripts(tenants: int) -> dict[str, str]:
                 f"'{LOCAL_NAME}'",
                 "ARRAY[" + ", ".join(f"CAST(:b{n} AS uuid)" for n in range(1, 5)) + "]",
                 "ARRAY[1, 1, 1, 1]",
-                "array_fill(CAST(0.0625 AS float4), ARRAY[4 * 256])",
-                "256",
+                "ARRAY["
+                + ", ".join(["CAST(array_fill(CAST(0.0625 AS float4), ARRAY[256]) AS vector)"] * 4)
+                + "]",
             ),
             bind(
                 idempotency_q.COMPLETE,

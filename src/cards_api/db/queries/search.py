@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
+from pgvector import Vector as PgVector
 
 from cards_api.db.queries.cards import CARD_COLUMNS, card_filters, live_cards_where
 from cards_api.db.types import Connection
@@ -35,10 +36,10 @@ other."""
 FEEDBACK_WEIGHT = 2.0
 
 
-# Vectors travel as float4[] (asyncpg encodes it in binary, in C) and become `vector` by
-# pgvector's cast: formatting 256 floats as pgvector's text was ~190 µs per vector, most of a
-# search's Python time. VEC turns such a parameter into a vector.
-VEC = "::float4[]::vector"
+# Vectors travel in pgvector's binary format (its codec is set on every pool connection,
+# `db/pool.py`): formatting 256 floats as pgvector's text was ~190 µs per vector, and asyncpg's
+# generic float4[] encoder checked each element in Python. VEC types such a parameter.
+VEC = "::vector"
 
 
 def _bm25_ctes(where: str, tsq: str, words: str, *, filtered: bool) -> str:
@@ -243,7 +244,7 @@ async def rank_semantic(
     *,
     tenant_id: UUID,
     tsquery: str,
-    vector: Sequence[float],
+    vector: list[float],
     embedder: str,
     filters: Filters,
     limit: int,
@@ -259,7 +260,7 @@ async def rank_hybrid(
     tenant_id: UUID,
     tsquery: str | None,
     words: str,
-    vector: Sequence[float],
+    vector: list[float],
     embedder: str,
     filters: Filters,
     depth: int,
@@ -284,8 +285,8 @@ async def rank_hybrid(
 
 UPSERT_EMBEDDINGS = """
 INSERT INTO card_embeddings AS e (tenant_id, card_id, embedder, version, embedding)
-SELECT $1, x.card_id, $2, x.version, ($5::float4[])[(x.i - 1) * $6 + 1 : x.i * $6]::vector
-FROM unnest($3::uuid[], $4::integer[]) WITH ORDINALITY AS x(card_id, version, i)
+SELECT $1, x.card_id, $2, x.version, x.embedding
+FROM unnest($3::uuid[], $4::integer[], $5::vector[]) AS x(card_id, version, embedding)
 JOIN cards c ON c.tenant_id = $1 AND c.id = x.card_id AND c.version = x.version
 ON CONFLICT (tenant_id, card_id, embedder) DO UPDATE
 SET version = EXCLUDED.version, embedding = EXCLUDED.embedding, created_at = now()
@@ -298,7 +299,7 @@ async def store_embeddings(
     *,
     tenant_id: UUID,
     embedder: str,
-    cards: Sequence[tuple[UUID, int, Sequence[float]]],
+    cards: Sequence[tuple[UUID, int, list[float]]],
 ) -> None:
     """Store (card, version, vector) triples; a vector of a version the card has already left
     behind is dropped, so a slow embedding can never overwrite a newer one."""
@@ -310,8 +311,7 @@ async def store_embeddings(
         embedder,
         [card_id for card_id, _, _ in cards],
         [version for _, version, _ in cards],
-        [value for _, _, vector in cards for value in vector],  # one flat array, sliced in SQL
-        len(cards[0][2]),
+        [PgVector(vector) for _, _, vector in cards],  # a list of lists would be one 2-D array
     )
 
 
