@@ -90,9 +90,10 @@ def text_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
     tsq, words, limit = (f"${n + k}" for k in range(1, 4))
     return (
         f"WITH {_bm25_ctes(where, tsq, words, filtered=ids or card_types or tags)} "
-        f"SELECT {COLUMNS}, bm25.score FROM bm25 "
-        "JOIN cards ON cards.tenant_id = $1 AND cards.id = bm25.id "
-        f"ORDER BY bm25.score DESC, cards.id LIMIT {limit}"
+        f"SELECT {COLUMNS}, best.score "
+        f"FROM (SELECT id, score FROM bm25 ORDER BY score DESC, id LIMIT {limit}) best "
+        "JOIN cards ON cards.tenant_id = $1 AND cards.id = best.id "
+        "ORDER BY best.score DESC, cards.id"
     )
 
 
@@ -200,9 +201,10 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
             FROM (SELECT id, r FROM lexical UNION ALL SELECT id, r FROM semantic) ranked
             GROUP BY id
         )
-        SELECT {COLUMNS}, fused.score FROM fused
-        JOIN cards ON cards.tenant_id = $1 AND cards.id = fused.id
-        ORDER BY fused.score DESC, cards.id LIMIT {limit}
+        SELECT {COLUMNS}, best.score
+        FROM (SELECT id, score FROM fused ORDER BY score DESC, id LIMIT {limit}) best
+        JOIN cards ON cards.tenant_id = $1 AND cards.id = best.id
+        ORDER BY best.score DESC, cards.id
     """
 
 
