@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import tiktoken
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from cards_api.search import tokenizer
 
@@ -52,3 +54,52 @@ def test_a_remembered_piece_counts_exactly_as_a_fresh_one() -> None:
     assert tokenizer.count_piece(changed) == tokenizer.count(changed) != tokenizer.count(piece)
     long = " word" * 2000  # over the cached size: counted every time, still exact
     assert tokenizer.count_piece(long) == tokenizer.count(long) == 2000
+
+
+# Piece endings are where a join can change the count: words, numbers, contractions, punctuation
+# runs, trailing spaces and newlines, combining marks, scripts without spaces, emoji.
+_ends = st.sampled_from(
+    [
+        "",
+        "word",
+        "42",
+        "1234",
+        "it's",
+        ".",
+        "...",
+        "!)",
+        " ",
+        "  \n",
+        "\n",
+        "\t",
+        "e\u0301",
+        "東京",
+        "🚀",
+        "—",
+        "'",
+        "€",
+        ":",
+        "\u00a0",
+        "\r",
+    ]
+)
+_piece = st.tuples(
+    st.sampled_from(["## ", "### ", "#", "x", "(", "7", "\u0301", "東"]),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40),
+    _ends,
+).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(pieces=st.lists(_piece, min_size=1, max_size=8), separator=st.sampled_from(["\n\n", "\n"]))
+@example(pieces=["## Insight", "### Pricing\nUp 10%.", "### Tone\nwarm  "], separator="\n\n")
+def test_a_joined_text_counts_as_its_pieces_say(pieces: list[str], separator: str) -> None:
+    assert tokenizer.count_joined(pieces, separator) == tokenizer.count(separator.join(pieces))
+
+
+@pytest.mark.parametrize(
+    ("pieces", "separator"),
+    [(["a.", " b"], "\n\n"), (["{}", "{}"], ","), (["x", "y"], ""), (["a", ""], "\n\n")],
+)
+def test_joins_it_cannot_reason_about_are_counted_whole(pieces: list[str], separator: str) -> None:
+    assert tokenizer.count_joined(pieces, separator) == tokenizer.count(separator.join(pieces))

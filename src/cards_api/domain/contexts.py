@@ -4,8 +4,9 @@ Order: the cards in `include`, as given; then the rest by hybrid relevance to th
 the filters and `per_type_limit`. Cards are packed whole in that order; one that does not fit is
 left out (`omitted`, reason `budget`) and the next is tried. `tokens` is the exact cl100k_base
 count of `text` and never exceeds the budget: each card's cost is counted as it is packed, and
-the final text is counted again; should joining the pieces have cost a token more than their
-parts, the last packed card is dropped until the count fits.
+the final text is counted exactly (from its pieces' counts and their joins,
+`tokenizer.count_joined`); should joining the pieces have cost a token more than their parts,
+the last packed card is dropped until the count fits.
 """
 
 from __future__ import annotations
@@ -60,17 +61,31 @@ def _heading(card_type: str) -> str:
     return f"## {card_type.capitalize()}"
 
 
-def render(packed: list[tuple[Candidate, str]], fmt: ContextFormat) -> str:
-    """The prompt text: markdown grouped by card type (types in the order their first card was
-    packed), or a JSON array in packing order."""
-    if fmt is ContextFormat.JSON:
-        return "[" + ",".join(block for _, block in packed) + "]"
+def _markdown_pieces(packed: list[tuple[Candidate, str]]) -> list[str]:
+    """Headings and blocks in order: cards grouped by type, types in the order their first card
+    was packed."""
     groups: dict[str, list[str]] = {}
     for candidate, block in packed:
         groups.setdefault(candidate.card_type, []).append(block)
-    return SEPARATOR.join(
-        SEPARATOR.join([_heading(card_type), *blocks]) for card_type, blocks in groups.items()
-    )
+    return [
+        piece for card_type, blocks in groups.items() for piece in (_heading(card_type), *blocks)
+    ]
+
+
+def render(packed: list[tuple[Candidate, str]], fmt: ContextFormat) -> str:
+    """The prompt text: markdown grouped by card type, or a JSON array in packing order."""
+    if fmt is ContextFormat.JSON:
+        return "[" + ",".join(block for _, block in packed) + "]"
+    return SEPARATOR.join(_markdown_pieces(packed))
+
+
+def _count_text(packed: list[tuple[Candidate, str]], fmt: ContextFormat, text: str) -> int:
+    """The exact count of `text` (rendered from `packed`). Markdown is counted from its pieces'
+    remembered counts (every piece starts with "#", joined by newlines:
+    `tokenizer.count_joined`), which spares re-tokenizing ~2,000 tokens a request; JSON whole."""
+    if fmt is ContextFormat.MARKDOWN:
+        return tokenizer.count_joined(_markdown_pieces(packed), SEPARATOR)
+    return tokenizer.count(text)
 
 
 @dataclass(slots=True)
@@ -111,7 +126,7 @@ class Packing:
         """The final text and its exact count, within the budget."""
         while True:
             text = render(self.packed, self.fmt) if self.packed else ""
-            tokens = tokenizer.count(text)
+            tokens = _count_text(self.packed, self.fmt, text) if self.packed else 0
             if tokens <= self.budget or not self.packed:
                 return text, tokens
             candidate, _ = self.packed.pop()
