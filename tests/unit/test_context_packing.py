@@ -67,3 +67,20 @@ def test_packing_is_exact_whole_and_within_budget(
     if fmt is ContextFormat.JSON:
         items = json.loads(result) if result else []
         assert [i["title"] for i in items] == [c.row["title"] for c, _ in packing.packed]
+
+
+def test_a_changed_card_is_rendered_and_counted_anew() -> None:
+    """Blocks are remembered by the card's own text: the same card twice gives the same block,
+    a new version of it never the old one."""
+    before = _candidate("insight", "Pricing", {"text": "Prices rise 10% in March."})
+    after = _candidate("insight", "Pricing", {"text": "Prices rise 12% in April, then hold."})
+    texts = []
+    for candidate in (before, before, after):
+        packing = Packing(budget=500, fmt=ContextFormat.MARKDOWN, per_type_limit={})
+        packing.offer(candidate)
+        result, tokens = packing.text()
+        assert tokens == tokenizer.count(result)
+        texts.append(result)
+    assert texts[0] == texts[1] != texts[2]
+    assert "12% in April" in texts[2]
+    assert "10% in March" not in texts[2]

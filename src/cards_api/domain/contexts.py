@@ -11,6 +11,7 @@ the last packed card is dropped until the count fits.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,14 +48,34 @@ class Candidate:
         return str(self.row["card_type"])
 
 
-def _block(candidate: Candidate, fmt: ContextFormat) -> str:
-    row = candidate.row
-    content = orjson.loads(row["content"])
+def _render_block(card_type: str, title: str, content_json: str, fmt: ContextFormat) -> str:
+    content = orjson.loads(content_json)
     if fmt is ContextFormat.JSON:
-        item = {"card_type": row["card_type"], "title": row["title"], "content": content}
+        item = {"card_type": card_type, "title": title, "content": content}
         return orjson.dumps(item).decode()
     body = readable(content)
-    return f"### {row['title']}\n{body}" if body else f"### {row['title']}"
+    return f"### {title}\n{body}" if body else f"### {title}"
+
+
+@functools.lru_cache(maxsize=tokenizer.PIECE_CACHE_ENTRIES)
+def _costed_block_cached(
+    card_type: str, title: str, content_json: str, fmt: ContextFormat
+) -> tuple[str, int]:
+    block = _render_block(card_type, title, content_json, fmt)
+    return block, tokenizer.count_piece(block)
+
+
+def _block(candidate: Candidate, fmt: ContextFormat) -> tuple[str, int]:
+    """A card's block of text and its token count. Remembered per process, keyed by the card's
+    own type, title and content: a context offers up to 100 candidates, mostly the same cards
+    request after request, and rendering them was the largest share of its Python time once
+    their counts were remembered. A changed card has another key, so it is never served stale."""
+    row = candidate.row
+    card_type, title, content_json = row["card_type"], row["title"], row["content"]
+    if len(content_json) > tokenizer.PIECE_CACHE_MAX_CHARS:
+        block = _render_block(card_type, title, content_json, fmt)
+        return block, tokenizer.count_piece(block)
+    return _costed_block_cached(card_type, title, content_json, fmt)
 
 
 def _heading(card_type: str) -> str:
@@ -109,8 +130,7 @@ class Packing:
         if limited and self.types.get(card_type, 0) >= self.per_type_limit.get(card_type, 10**9):
             self.omitted.append({"id": card_id, "reason": "per_type_limit"})
             return
-        block = _block(candidate, self.fmt)
-        own = tokenizer.count_piece(block)
+        block, own = _block(candidate, self.fmt)
         cost = own + JOIN_TOKENS
         if self.fmt is ContextFormat.MARKDOWN and card_type not in self.types:
             cost += tokenizer.count_piece(_heading(card_type)) + JOIN_TOKENS
