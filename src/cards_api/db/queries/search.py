@@ -48,6 +48,7 @@ def _bm25_ctes(where: str, tsq: str, words: str, *, filtered: bool) -> str:
     Matches come from `cards_text_matches` (revision 0007): the live cards of the transaction's
     tenant found through the GIN index, which row-level security would otherwise keep `@@` from
     using. Filters, when there are any, are applied to those matches.
+
     Term frequencies (`hits`) come from each matching card's tsvector cut down to the query's
     terms in C (every weight set to D, the terms' to A, only A kept) before it is unnested:
     unnesting every lexeme of every match was half of a search's time (docs/performance.md).
