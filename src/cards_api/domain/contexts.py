@@ -69,7 +69,9 @@ def _block(candidate: Candidate, fmt: ContextFormat) -> tuple[str, int]:
     """A card's block of text and its token count. Remembered per process, keyed by the card's
     own type, title and content: a context offers up to 100 candidates, mostly the same cards
     request after request, and rendering them was the largest share of its Python time once
-    their counts were remembered. A changed card has another key, so it is never served stale."""
+    their counts were remembered. A changed card has another key, so it is never served stale.
+    Cards of up to 4,096 characters of content are kept, 4,096 of them per format (tens of MB
+    per process at most); larger ones are rendered each time."""
     row = candidate.row
     card_type, title, content_json = row["card_type"], row["title"], row["content"]
     if len(content_json) > tokenizer.PIECE_CACHE_MAX_CHARS:

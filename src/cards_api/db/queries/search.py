@@ -107,8 +107,8 @@ def _nearest_cte(
 
     Distances are computed first, from the embeddings alone, with no vector joined or copied.
     Unfiltered, they are sorted and the live cards picked off in order, each checked by one
-    index probe until `depth` are found (~100 probes, not a join of every card: docs/
-    performance.md). Filtered, the filtered cards are joined first, so a selective filter
+    index probe until `depth` are found (~100 probes, not a join of every card; numbers in
+    docs/performance.md). Filtered, the filtered cards are joined first, so a selective filter
     never walks the whole list. Either way a card only counts at the version its vector was
     made from, and a filtered query never comes back short.
     """
