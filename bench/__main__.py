@@ -116,6 +116,21 @@ def main() -> None:
                 results[op]["ratio_to_peer"] = best / peer_result[op]
     finally:
         server.stop()
+    if "B" in results:
+        # Issue 10: what embedding costs a batch write (B with embeddings >= 0.8x B without).
+        print("  B without embeddings (no vector computed or stored; see http.no_embedder):")
+        bare = http.start_api(
+            database.dsn, args.workers, workdir / "api-no-embedder.log", **http.no_embedder()
+        )
+        try:
+            without = max(
+                http.saturation(bare.url, "B", data, connections=c, seconds=seconds, reps=reps)
+                for c in (8, 32)
+            )
+        finally:
+            bare.stop()
+        results["B"]["http_rps_without_embeddings"] = without
+        results["B"]["ratio_to_without_embeddings"] = results["B"]["http_rps"] / without
 
     document = report.document(
         results,

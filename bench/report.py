@@ -22,6 +22,8 @@ TARGETS: dict[str, tuple[float | None, float | None, float]] = {
     "S": (None, 3.0, 20.0),
     "C": (None, None, 20.0),
 }
+EMBEDDING_COST_MIN = 0.8
+"""B with embeddings against B without (issue 10): what embedding may cost a batch write."""
 NAMES = {
     "R": "retrieve 4 cards by id",
     "U": "track usage",
@@ -130,6 +132,15 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {' / '.join(f'{p:.1f}' for p in r['p99_runs_ms'])} "
             f"{_check(all(p <= p99_max for p in r['p99_runs_ms']))} |"
         )
+    b = doc["operations"].get("B", {})
+    if "ratio_to_without_embeddings" in b:
+        ratio = b["ratio_to_without_embeddings"]
+        lines += [
+            "",
+            f"B with embeddings / without (the embedder unreachable): {b['http_rps']:,.0f} / "
+            f"{b['http_rps_without_embeddings']:,.0f} req/s = {ratio:.2f} "
+            f"(≥ {EMBEDDING_COST_MIN}) {_check(ratio >= EMBEDDING_COST_MIN)}",
+        ]
     lines += ["", "Seconds of the open-loop runs whose p99 exceeded the target, by cause:", ""]
     for op, r in doc["operations"].items():
         causes = Counter(row["cause"] for run in r["timelines"] for row in run if row["cause"])
