@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import pytest
 import structlog
@@ -36,18 +37,23 @@ async def test_lag_gc_and_pool_waits_of_a_slow_second_are_logged_together() -> N
     monitor.pool_wait(0.075)
     monitor.pool_wait(0.0002)
     monitor.key_lookup()
+
+    # This monitor's line is the one with its pool wait: the app's own monitor, left running in
+    # this event loop by an earlier test, sees the same lag and collection and logs its own.
+    def ours(event: MutableMapping[str, Any]) -> bool:
+        return event["event"] == "stall" and event.get("pool_wait_max_ms") == 75.0
+
     with capture_logs() as logs:
         async with asyncio.timeout(3):
-            while not [e for e in logs if e["event"] == "stall"]:  # noqa: ASYNC110 - until the second ends
+            while not [e for e in logs if ours(e)]:  # noqa: ASYNC110 - until the second ends
                 await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    stall = next(e for e in logs if e["event"] == "stall")
+    stall = next(e for e in logs if ours(e))
     assert stall["loop_lag_max_ms"] >= 100
     assert stall["gc_gen2"] >= 1
     assert stall["gc_max_ms"] > 0
-    assert stall["pool_wait_max_ms"] == 75.0
     assert stall["pool_waits_over_1ms"] == 1
     assert stall["key_lookups"] == 1
     assert gc.callbacks.count(monitor._on_gc) == 0  # removed when the monitor stops
