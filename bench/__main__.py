@@ -34,7 +34,7 @@ def embedding_cost(
     server: http.ApiServer,
     dsn: str,
     data: Path,
-    args: argparse.Namespace,
+    workers: int,
     workdir: Path,
     seconds: float,
     reps: int,
@@ -43,7 +43,7 @@ def embedding_cost(
     unreachable (`http.no_embedder`) runs beside the measured one, and the two are driven in
     turn, run by run, so that both see the same machine (its speed drifts within a run)."""
     print("  B with embeddings / without (no vector computed or stored; http.no_embedder):")
-    bare = http.start_api(dsn, args.workers, workdir / "api-no-embedder.log", **http.no_embedder())
+    bare = http.start_api(dsn, workers, workdir / "api-no-embedder.log", **http.no_embedder())
     pairs = []
     try:
         for _ in range(reps):
@@ -147,7 +147,7 @@ def main() -> None:
                 results[op]["ratio_to_peer"] = best / peer_result[op]
         if "B" in results:
             results["B"].update(
-                embedding_cost(server, database.dsn, data, args, workdir, seconds, reps)
+                embedding_cost(server, database.dsn, data, args.workers, workdir, seconds, reps)
             )
     finally:
         server.stop()

@@ -11,7 +11,6 @@ the last packed card is dropped until the count fits.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,8 +56,8 @@ def _render_block(card_type: str, title: str, content_json: str, fmt: ContextFor
     return f"### {title}\n{body}" if body else f"### {title}"
 
 
-@functools.lru_cache(maxsize=tokenizer.PIECE_CACHE_ENTRIES)
-def _costed_block_cached(
+@tokenizer.remembered
+def _costed_block(
     card_type: str, title: str, content_json: str, fmt: ContextFormat
 ) -> tuple[str, int]:
     block = _render_block(card_type, title, content_json, fmt)
@@ -67,17 +66,13 @@ def _costed_block_cached(
 
 def _block(candidate: Candidate, fmt: ContextFormat) -> tuple[str, int]:
     """A card's block of text and its token count. Remembered per process, keyed by the card's
-    own type, title and content: a context offers up to 100 candidates, mostly the same cards
-    request after request, and rendering them was the largest share of its Python time once
-    their counts were remembered. A changed card has another key, so it is never served stale.
-    Cards of up to 4,096 characters of content are kept, 4,096 of them per format (tens of MB
-    per process at most); larger ones are rendered each time."""
+    own type, title and content (`tokenizer.remembered`: cards of up to 4,096 characters, 4,096
+    of them, tens of MB per process at most): a context offers up to 100 candidates, mostly the
+    same cards request after request, and rendering them was the largest share of its Python
+    time once their counts were remembered. A changed card has another key, so it is never
+    served stale."""
     row = candidate.row
-    card_type, title, content_json = row["card_type"], row["title"], row["content"]
-    if len(content_json) > tokenizer.PIECE_CACHE_MAX_CHARS:
-        block = _render_block(card_type, title, content_json, fmt)
-        return block, tokenizer.count_piece(block)
-    return _costed_block_cached(card_type, title, content_json, fmt)
+    return _costed_block(row["card_type"], row["title"], row["content"], fmt)
 
 
 def _heading(card_type: str) -> str:
@@ -95,20 +90,18 @@ def _markdown_pieces(packed: list[tuple[Candidate, str]]) -> list[str]:
     ]
 
 
-def render(packed: list[tuple[Candidate, str]], fmt: ContextFormat) -> str:
-    """The prompt text: markdown grouped by card type, or a JSON array in packing order."""
+def render(packed: list[tuple[Candidate, str]], fmt: ContextFormat) -> tuple[str, int]:
+    """The prompt text and its exact count: markdown grouped by card type, counted from its
+    pieces' remembered counts (every piece starts with "#", joined by newlines:
+    `tokenizer.count_joined`, which spares re-tokenizing ~2,000 tokens a request); or a JSON
+    array in packing order, counted whole."""
+    if not packed:
+        return "", 0
     if fmt is ContextFormat.JSON:
-        return "[" + ",".join(block for _, block in packed) + "]"
-    return SEPARATOR.join(_markdown_pieces(packed))
-
-
-def _count_text(packed: list[tuple[Candidate, str]], fmt: ContextFormat, text: str) -> int:
-    """The exact count of `text` (rendered from `packed`). Markdown is counted from its pieces'
-    remembered counts (every piece starts with "#", joined by newlines:
-    `tokenizer.count_joined`), which spares re-tokenizing ~2,000 tokens a request; JSON whole."""
-    if fmt is ContextFormat.MARKDOWN:
-        return tokenizer.count_joined(_markdown_pieces(packed), SEPARATOR)
-    return tokenizer.count(text)
+        text = "[" + ",".join(block for _, block in packed) + "]"
+        return text, tokenizer.count(text)
+    pieces = _markdown_pieces(packed)
+    return SEPARATOR.join(pieces), tokenizer.count_joined(pieces, SEPARATOR)
 
 
 @dataclass(slots=True)
@@ -147,8 +140,7 @@ class Packing:
     def text(self) -> tuple[str, int]:
         """The final text and its exact count, within the budget."""
         while True:
-            text = render(self.packed, self.fmt) if self.packed else ""
-            tokens = _count_text(self.packed, self.fmt, text) if self.packed else 0
+            text, tokens = render(self.packed, self.fmt)
             if tokens <= self.budget or not self.packed:
                 return text, tokens
             candidate, _ = self.packed.pop()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar, cast
 
 import regex
 import tiktoken
@@ -70,28 +72,41 @@ def count(text: str) -> int:
 PIECE_CACHE_ENTRIES = 4096
 PIECE_CACHE_MAX_CHARS = 4096
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def remembered(func: Callable[P, R]) -> Callable[P, R]:
+    """`func` remembered per process for calls on short text: up to 4,096 calls whose string
+    arguments total up to 4,096 characters are kept; longer ones are computed each time. For
+    work keyed by the text itself (a count, a rendering), which can never be served stale."""
+    cached = cast(Callable[P, R], functools.lru_cache(maxsize=PIECE_CACHE_ENTRIES)(func))
+
+    @functools.wraps(func)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        size = 0  # a loop, not a generator: this runs ~200 times a context
+        for arg in args:
+            if type(arg) is str:
+                size += len(arg)
+        if size > PIECE_CACHE_MAX_CHARS:
+            return func(*args, **kwargs)
+        return cached(*args, **kwargs)
+
+    return call
+
 
 @functools.cache
 def _chunks() -> regex.Pattern[str]:
     return regex.compile(PATTERN)
 
 
-def _last_chunk(text: str) -> str:
+@remembered
+def _tail(text: str) -> str:
     """The last piece the encoding's pattern splits `text` into (BPE merges only within one)."""
     last = ""
     for match in _chunks().finditer(text):
         last = match.group()
     return last
-
-
-@functools.lru_cache(maxsize=PIECE_CACHE_ENTRIES)
-def _count_cached(text: str) -> int:
-    return count(text)
-
-
-@functools.lru_cache(maxsize=PIECE_CACHE_ENTRIES)
-def _tail_cached(text: str) -> str:
-    return _last_chunk(text)
 
 
 def count_joined(pieces: list[str], separator: str) -> int:
@@ -109,23 +124,16 @@ def count_joined(pieces: list[str], separator: str) -> int:
     separator or piece is counted whole. Checked against the whole count on random text
     (tests/unit/test_tokenizer.py).
     """
-    if not pieces:
-        return 0
     if not separator or separator.strip("\n") or any(not p or p[0].isspace() for p in pieces[1:]):
         return count(separator.join(pieces))
-    total = 0
-    for previous, piece in zip([None, *pieces], pieces, strict=False):
-        total += count_piece(piece)
-        if previous is not None:
-            tail = (
-                _tail_cached(previous)
-                if len(previous) <= PIECE_CACHE_MAX_CHARS
-                else _last_chunk(previous)
-            )
-            total += count_piece(tail + separator) - count_piece(tail)
+    total = sum(count_piece(piece) for piece in pieces)
+    for previous in pieces[:-1]:
+        tail = _tail(previous)
+        total += count_piece(tail + separator) - count_piece(tail)
     return total
 
 
+@remembered
 def count_piece(text: str) -> int:
     """`count` for a piece that comes back often (one card's block, a heading): remembered.
 
@@ -134,6 +142,4 @@ def count_piece(text: str) -> int:
     4,096 characters are kept, 4,096 of them (at most ~16 MB per process); keyed by the text
     itself, so a changed card can never be served an old count, and only counts leave the cache.
     """
-    if len(text) > PIECE_CACHE_MAX_CHARS:
-        return count(text)
-    return _count_cached(text)
+    return count(text)

@@ -42,6 +42,15 @@ FEEDBACK_WEIGHT = 2.0
 VEC = "::vector"
 
 
+def _filtered(*, ids: bool, card_types: bool, tags: bool) -> tuple[str, int, bool]:
+    """The WHERE over the tenant's live cards with the present filters, its last parameter's
+    number, and whether any filter is present (which picks the plans below)."""
+    where, n = live_cards_where(
+        card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
+    )
+    return where, n, ids or card_types or tags
+
+
 def _bm25_ctes(where: str, tsq: str, words: str, *, filtered: bool) -> str:
     """CTEs ending in `bm25(id, score)`: every matching card of the filtered set, scored.
 
@@ -85,12 +94,10 @@ def _bm25_ctes(where: str, tsq: str, words: str, *, filtered: bool) -> str:
 @functools.cache
 def text_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
     """$1 tenant, filters, then the tsquery text, the words, the limit."""
-    where, n = live_cards_where(
-        card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
-    )
+    where, n, filtered = _filtered(ids=ids, card_types=card_types, tags=tags)
     tsq, words, limit = (f"${n + k}" for k in range(1, 4))
     return (
-        f"WITH {_bm25_ctes(where, tsq, words, filtered=ids or card_types or tags)} "
+        f"WITH {_bm25_ctes(where, tsq, words, filtered=filtered)} "
         f"SELECT {COLUMNS}, best.score "
         f"FROM (SELECT id, score FROM bm25 ORDER BY score DESC, id LIMIT {limit}) best "
         "JOIN cards ON cards.tenant_id = $1 AND cards.id = best.id "
@@ -117,26 +124,14 @@ def _nearest_cte(
                 FROM card_embeddings e{source}
                 WHERE e.tenant_id = $1 AND e.embedder = {embedder}
                   AND numnode(to_tsquery('english', {tsq})) > 0"""
-    if not filtered:
-        return f"""nearest AS (
-            SELECT d.id, d.distance
-            FROM ({distances}
-                ORDER BY distance, id OFFSET 0
-            ) d
-            CROSS JOIN LATERAL (
-                SELECT FROM cards
-                WHERE {where} AND cards.id = d.id AND cards.version = d.version LIMIT 1
-            ) live
-            ORDER BY d.distance, d.id LIMIT {depth}
-        )"""
+    live = f"SELECT FROM cards WHERE {where} AND cards.id = d.id AND cards.version = d.version"
+    if filtered:
+        rows = f"({distances} OFFSET 0) d WHERE EXISTS ({live})"
+    else:
+        rows = f"({distances} ORDER BY distance, id OFFSET 0) d"
+        rows += f" CROSS JOIN LATERAL ({live} LIMIT 1) live"
     return f"""nearest AS (
-            SELECT d.id, d.distance
-            FROM ({distances}
-                OFFSET 0
-            ) d
-            WHERE EXISTS (
-                SELECT FROM cards
-                WHERE {where} AND cards.id = d.id AND cards.version = d.version)
+            SELECT d.id, d.distance FROM {rows}
             ORDER BY d.distance, d.id LIMIT {depth}
         )"""
 
@@ -145,13 +140,11 @@ def _nearest_cte(
 def _semantic_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
     """$1 tenant, filters, then the query vector, the embedder, the tsquery text (it only
     gates), the limit."""
-    where, n = live_cards_where(
-        card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
-    )
+    where, n, filtered = _filtered(ids=ids, card_types=card_types, tags=tags)
     vec, embedder, tsq, limit = (f"${n + k}" for k in range(1, 5))
     nearest = _nearest_cte(
         where,
-        filtered=ids or card_types or tags,
+        filtered=filtered,
         probe=f"{vec}{VEC}",
         source="",
         embedder=embedder,
@@ -170,13 +163,11 @@ def _semantic_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
 def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
     """$1 tenant, filters, then the tsquery text, the words, the query vector, the same vector
     divided by the feedback weight, the embedder, the depth of each ranking, the limit."""
-    where, n = live_cards_where(
-        card_filters(ids=ids, card_types=card_types, tags=tags), table="cards."
-    )
+    where, n, filtered = _filtered(ids=ids, card_types=card_types, tags=tags)
     tsq, words, vec, scaled, embedder, depth, limit = (f"${n + k}" for k in range(1, 8))
     nearest = _nearest_cte(
         where,
-        filtered=ids or card_types or tags,
+        filtered=filtered,
         probe="probe.v",
         source=", probe",
         embedder=embedder,
@@ -184,7 +175,7 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
         depth=depth,
     )
     return f"""
-        WITH {_bm25_ctes(where, tsq, words, filtered=ids or card_types or tags)},
+        WITH {_bm25_ctes(where, tsq, words, filtered=filtered)},
         lexical AS (
             SELECT id, row_number() OVER (ORDER BY score DESC, id) AS r FROM bm25
             ORDER BY r LIMIT {depth}
