@@ -3,17 +3,24 @@ without them); a remote one turns any failure into EmbedderUnavailable, never a 
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cards_api.search.embedder import (
     EmbedderUnavailable,
     LocalEmbedder,
     RemoteConfig,
     RemoteEmbedder,
+    local_model_files,
+    normalised,
 )
 
 
@@ -30,6 +37,59 @@ def test_the_local_embedder_gives_unit_vectors_that_rank_by_meaning() -> None:
         return sum(x * y for x, y in zip(a, b, strict=True))
 
     assert cosine(query, near) > cosine(query, far)
+
+
+@functools.cache
+def _embedder() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+@functools.cache
+def _wordllama() -> Any:
+    """wordllama's own inference on the same files: what the local embedder must equal."""
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
+    from wordllama.inference import WordLlamaInference
+
+    weights, tokenizer = local_model_files()
+    with safe_open(str(weights), framework="np", device="cpu") as tensors:
+        matrix = tensors.get_tensor("embedding.weight")
+    return WordLlamaInference(matrix, Tokenizer.from_file(str(tokenizer)))
+
+
+@functools.cache
+def _whole_text_tokenizer() -> Any:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(local_model_files()[1]))
+
+
+# Words that recur (as card text does, so the remembered pieces are used), runs of spaces,
+# newlines, the "▁" character itself, punctuation and text outside the vocabulary.
+_texts = st.lists(
+    st.one_of(
+        st.sampled_from(["brand", "voice", "pricing", "B2B", "naïve", "▁", "  ", "\n", "-", "😀"]),
+        st.text(min_size=1, max_size=12),
+    ),
+    min_size=1,
+    max_size=40,
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts)
+def test_local_tokens_are_the_tokenizers_own_for_the_whole_text(text: str) -> None:
+    whole: Any = _whole_text_tokenizer()
+    assert normalised(text) == whole.normalizer.normalize_str(text)
+    assert _embedder().token_ids(text) == whole.encode(text, add_special_tokens=False).ids
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_texts, min_size=1, max_size=6))
+def test_local_vectors_are_wordllamas_own(texts: list[str]) -> None:
+    ours = np.array(_embedder().embed_now(texts))
+    theirs = _wordllama().embed(texts, norm=True)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
 def test_missing_weights_stop_the_start_with_a_clear_message(
