@@ -91,14 +91,12 @@ def scripts(tenants: int) -> dict[str, str]:
                 "sha256(convert_to(" + key + ", 'UTF8'))",
                 "86400",
             ),
-            bind(cards_q.UPSERT_BATCH, tenant, batch_json),
-            # The new cards' vectors, as the service stores them (values do not matter here).
+            # The cards and their vectors, as the service stores them (values do not matter).
             bind(
-                search_q.UPSERT_EMBEDDINGS,
+                cards_q.UPSERT_BATCH_WITH_VECTORS,
                 tenant,
+                batch_json,
                 f"'{LOCAL_NAME}'",
-                "ARRAY[" + ", ".join(f"CAST(:b{n} AS uuid)" for n in range(1, 5)) + "]",
-                "ARRAY[1, 1, 1, 1]",
                 "ARRAY["
                 + ", ".join(["CAST(array_fill(CAST(0.0625 AS float4), ARRAY[256]) AS vector)"] * 4)
                 + "]",
@@ -111,7 +109,7 @@ def scripts(tenants: int) -> dict[str, str]:
                 "convert_to(repeat('r', 2400), 'UTF8')",
             ),
             sets="\\set k random(1, 2000000000)\n\\set len random(300, 800)",
-            # The batch's card ids, drawn first so that the vectors' statement can name them.
+            # The batch's card ids, drawn first (the vectors are matched to the cards by id).
             before="SELECT "
             + ", ".join(f"gen_random_uuid() AS b{n}" for n in range(1, 5))
             + " \\gset",

@@ -147,6 +147,45 @@ async def test_a_changed_card_is_found_by_its_new_content(
     assert info["pending"] == 0
 
 
+async def test_a_batch_stores_each_cards_own_vector_new_or_upserted(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A batch's vectors are stored by the statement that writes its cards, matched to them by
+    id (new cards) or by external_ref (upserted ones, whose ids are their existing cards')."""
+    first = await _seed(
+        client,
+        tenant,
+        [
+            card("product", "Widgets", content={"text": "Steel widgets"}, external_ref="p-1"),
+            card("audience", "Hospital buyers", content={"text": "Procurement at clinics"}),
+        ],
+    )
+    second = await _seed(
+        client,
+        tenant,
+        [
+            card("insight", "Bread", content={"text": "Sourdough baking at home"}),
+            card(
+                "product",
+                "Solar panels",
+                content={"text": "Rooftop photovoltaic energy systems"},
+                external_ref="p-1",
+            ),
+        ],
+    )
+    assert second[1]["id"] == first[0]["id"]
+    assert second[1]["version"] == 2
+    info = (await client.get("/api/v1/search/info", headers=tenant.headers())).json()
+    assert info["pending"] == 0
+    for query, expected in [
+        ("solar energy on the roof", second[1]["id"]),
+        ("baking bread", second[0]["id"]),
+        ("hospital procurement", first[1]["id"]),
+    ]:
+        found = await _search(client, tenant, query, "semantic", limit=1)
+        assert [c["id"] for c in found] == [expected], query
+
+
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
 @pytest.mark.parametrize("filtered", [False, True])
 async def test_a_vector_of_an_older_version_never_ranks_the_card(

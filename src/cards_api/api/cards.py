@@ -78,17 +78,12 @@ async def create_cards(
 
         async def create() -> idempotency.StoredResponse:
             result = await cards.create_batch(
-                session.conn, tenant_id=session.tenant_id, request=body
+                session.conn,
+                tenant_id=session.tenant_id,
+                request=body,
+                vectors=(embedder.name, vectors) if vectors is not None else None,
             )
-            if vectors is not None:
-                await embeddings.store(
-                    session.conn,
-                    embedder,
-                    tenant_id=session.tenant_id,
-                    rows=result.rows,
-                    vectors=vectors,
-                )
-            else:
+            if vectors is None:
                 worker = request.app.state.embedding_worker
                 session.after_commit.append(lambda: worker.kick(session.tenant_id))
             payload = {

@@ -15,7 +15,7 @@ from cards_api.api.responses import json_response
 from cards_api.api.security import CardsRead
 from cards_api.api.transaction import tenant_session
 from cards_api.auth import Scope
-from cards_api.db.queries import search as search_q
+from cards_api.db.queries import embeddings as embeddings_q
 from cards_api.domain import contexts, search
 from cards_api.domain.responses import ContextRecord, ContextResponse, SearchInfo
 from cards_api.domain.schemas import ContextRequest, SearchMode
@@ -116,7 +116,7 @@ async def search_info(request: Request, principal: CardsRead) -> Response:
     embedding (they are found by text until then)."""
     embedder = request.app.state.embedder
     async with tenant_session(request, principal) as session:
-        pending = await search_q.count_pending(
+        pending = await embeddings_q.count_pending(
             session.conn, tenant_id=session.tenant_id, embedder=embedder.name
         )
     return json_response(

@@ -68,9 +68,14 @@ def _reject_duplicate_refs(request: BatchCreateRequest) -> None:
 
 
 async def create_batch(
-    conn: Connection, *, tenant_id: UUID, request: BatchCreateRequest
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    request: BatchCreateRequest,
+    vectors: tuple[str, Sequence[list[float]]] | None = None,
 ) -> BatchResult:
-    """Insert or upsert (by external_ref) every card at once; the rows come in request order."""
+    """Insert or upsert (by external_ref) every card at once, with their vectors when given (the
+    embedder's name and a vector per card, in request order); the rows come in request order."""
     _reject_duplicate_refs(request)
     new_ids = [uuid4() for _ in request.cards]
     payload = [
@@ -85,7 +90,7 @@ async def create_batch(
         for new_id, card in zip(new_ids, request.cards, strict=True)
     ]
     rows = await cards_q.upsert_batch(
-        conn, tenant_id=tenant_id, cards_json=orjson.dumps(payload).decode()
+        conn, tenant_id=tenant_id, cards_json=orjson.dumps(payload).decode(), vectors=vectors
     )
     by_id = {row["id"]: row for row in rows}
     by_ref = {(row["card_type"], row["external_ref"]): row for row in rows if row["external_ref"]}

@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 import structlog
 
-from cards_api.db.queries import search as search_q
+from cards_api.db.queries import embeddings as embeddings_q
 from cards_api.db.types import Connection
 from cards_api.domain.schemas import CardCreate
 from cards_api.search.embedder import Embedder, EmbedderUnavailable, Vector
@@ -44,7 +44,7 @@ async def store(
     rows: Sequence[asyncpg.Record],
     vectors: Sequence[Vector],
 ) -> None:
-    await search_q.store_embeddings(
+    await embeddings_q.store_embeddings(
         conn,
         tenant_id=tenant_id,
         embedder=embedder.name,

@@ -22,7 +22,7 @@ import orjson
 import structlog
 
 from cards_api import metrics
-from cards_api.db.queries import search as search_q
+from cards_api.db.queries import embeddings as embeddings_q
 from cards_api.db.queries.tenancy import abandon, begin_for_tenant, commit
 from cards_api.db.types import Connection
 from cards_api.search.embedder import Embedder, EmbedderUnavailable
@@ -67,7 +67,7 @@ async def embed_tenant(
         rows = await _in_tenant(
             pool,
             tenant_id,
-            lambda conn: search_q.pending_cards(
+            lambda conn: embeddings_q.pending_cards(
                 conn, tenant_id=tenant_id, embedder=embedder.name, limit=BATCH
             ),
         )
@@ -81,7 +81,7 @@ async def embed_tenant(
         await _in_tenant(
             pool,
             tenant_id,
-            lambda conn, triples=triples: search_q.store_embeddings(  # type: ignore[misc]
+            lambda conn, triples=triples: embeddings_q.store_embeddings(  # type: ignore[misc]
                 conn, tenant_id=tenant_id, embedder=embedder.name, cards=triples
             ),
         )
@@ -94,7 +94,7 @@ async def embed_tenant(
 
 async def tenants_with_pending(pool: asyncpg.Pool, embedder: Embedder) -> list[UUID]:
     async with pool.acquire() as conn:
-        return await search_q.tenants_with_pending(conn, embedder=embedder.name)
+        return await embeddings_q.tenants_with_pending(conn, embedder=embedder.name)
 
 
 async def count_pending(pool: asyncpg.Pool, embedder: Embedder, tenants: list[UUID]) -> int:
@@ -103,7 +103,7 @@ async def count_pending(pool: asyncpg.Pool, embedder: Embedder, tenants: list[UU
         count = await _in_tenant(
             pool,
             tenant_id,
-            lambda conn, t=tenant_id: search_q.count_pending(
+            lambda conn, t=tenant_id: embeddings_q.count_pending(
                 conn, tenant_id=t, embedder=embedder.name
             ),  # type: ignore[misc]
         )

@@ -12,7 +12,9 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+from pgvector import Vector as PgVector
 
+from cards_api.db.queries import embeddings as embeddings_q
 from cards_api.db.types import Connection
 
 # Advisory-lock namespace of "a tenant's card batches" (the second key is the tenant's hash).
@@ -34,36 +36,63 @@ CARD_COLUMNS = (
 # stamps a later time, and a lister's cursor can never have passed a card that is not yet
 # visible. `now()` (the transaction's start) would not do: a batch that began first and
 # committed last would land behind cursors already handed out.
-UPSERT_BATCH = f"""
+_UPSERT_CARDS = f"""
 WITH locked AS MATERIALIZED (
     SELECT pg_advisory_xact_lock({BATCH_LOCK_CLASS}, hashtext($1::uuid::text))
 ),
 stamp AS MATERIALIZED (
     SELECT clock_timestamp() AS at FROM locked
+),
+written AS (
+    INSERT INTO cards AS c (
+        tenant_id, id, card_type, title, content, tags, external_ref, created_at, updated_at
+    )
+    SELECT $1::uuid, x.id, x.card_type, x.title, x.content, x.tags, x.external_ref,
+           stamp.at, stamp.at
+    FROM stamp, jsonb_to_recordset($2::jsonb) AS x(
+        id uuid, card_type text, title text, content jsonb, tags text[], external_ref text
+    )
+    ORDER BY x.card_type, x.external_ref NULLS LAST
+    ON CONFLICT (tenant_id, card_type, external_ref) DO UPDATE
+    SET title = EXCLUDED.title,
+        content = EXCLUDED.content,
+        tags = EXCLUDED.tags,
+        version = c.version + 1,
+        archived_at = NULL,
+        updated_at = EXCLUDED.updated_at
+    RETURNING {CARD_COLUMNS}, (xmax = 0) AS inserted
+)"""
+UPSERT_BATCH = f"{_UPSERT_CARDS}\nSELECT * FROM written"
+# With the batch's vectors ($3 embedder, $4 vectors in request order), stored by the same
+# statement: a round trip less than storing them after (~0.5 ms a batch; docs/performance.md).
+UPSERT_BATCH_WITH_VECTORS = (
+    f"{_UPSERT_CARDS},\n"
+    + embeddings_q.written_cards_vectors(
+        written="written", batch="$2::jsonb", embedder="$3", vectors="$4"
+    )
+    + "\nSELECT * FROM written"
 )
-INSERT INTO cards AS c (
-    tenant_id, id, card_type, title, content, tags, external_ref, created_at, updated_at
-)
-SELECT $1::uuid, x.id, x.card_type, x.title, x.content, x.tags, x.external_ref, stamp.at, stamp.at
-FROM stamp, jsonb_to_recordset($2::jsonb) AS x(
-    id uuid, card_type text, title text, content jsonb, tags text[], external_ref text
-)
-ORDER BY x.card_type, x.external_ref NULLS LAST
-ON CONFLICT (tenant_id, card_type, external_ref) DO UPDATE
-SET title = EXCLUDED.title,
-    content = EXCLUDED.content,
-    tags = EXCLUDED.tags,
-    version = c.version + 1,
-    archived_at = NULL,
-    updated_at = EXCLUDED.updated_at
-RETURNING {CARD_COLUMNS}, (xmax = 0) AS inserted
-"""
 
 
 async def upsert_batch(
-    conn: Connection, *, tenant_id: UUID, cards_json: str
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    cards_json: str,
+    vectors: tuple[str, Sequence[list[float]]] | None = None,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(UPSERT_BATCH, tenant_id, cards_json)
+    """Write the batch; with `vectors` (the embedder's name, a vector per card in request order)
+    store them with it."""
+    if vectors is None:
+        return await conn.fetch(UPSERT_BATCH, tenant_id, cards_json)
+    embedder, values = vectors
+    return await conn.fetch(
+        UPSERT_BATCH_WITH_VECTORS,
+        tenant_id,
+        cards_json,
+        embedder,
+        [PgVector(v) for v in values],  # a list of lists would be one 2-D array
+    )
 
 
 def live_cards_where(

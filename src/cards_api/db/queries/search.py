@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
-from pgvector import Vector as PgVector
 
 from cards_api.db.queries.cards import CARD_COLUMNS, card_filters, live_cards_where
 from cards_api.db.types import Connection
@@ -273,67 +272,3 @@ async def rank_hybrid(
         limit,
     ]
     return await conn.fetch(sql, *args)
-
-
-# --- embeddings ---------------------------------------------------------------------------
-
-UPSERT_EMBEDDINGS = """
-INSERT INTO card_embeddings AS e (tenant_id, card_id, embedder, version, embedding)
-SELECT $1, x.card_id, $2, x.version, x.embedding
-FROM unnest($3::uuid[], $4::integer[], $5::vector[]) AS x(card_id, version, embedding)
-JOIN cards c ON c.tenant_id = $1 AND c.id = x.card_id AND c.version = x.version
-ON CONFLICT (tenant_id, card_id, embedder) DO UPDATE
-SET version = EXCLUDED.version, embedding = EXCLUDED.embedding, created_at = now()
-WHERE e.version <= EXCLUDED.version
-"""
-
-
-async def store_embeddings(
-    conn: Connection,
-    *,
-    tenant_id: UUID,
-    embedder: str,
-    cards: Sequence[tuple[UUID, int, list[float]]],
-) -> None:
-    """Store (card, version, vector) triples; a vector of a version the card has already left
-    behind is dropped, so a slow embedding can never overwrite a newer one."""
-    if not cards:
-        return
-    await conn.execute(
-        UPSERT_EMBEDDINGS,
-        tenant_id,
-        embedder,
-        [card_id for card_id, _, _ in cards],
-        [version for _, version, _ in cards],
-        [PgVector(vector) for _, _, vector in cards],  # a list of lists would be one 2-D array
-    )
-
-
-# A tenant's live cards whose current version has no vector under the embedder ($2).
-_PENDING_FROM = """
-FROM cards c
-LEFT JOIN card_embeddings e
-  ON e.tenant_id = c.tenant_id AND e.card_id = c.id AND e.embedder = $2
-WHERE c.tenant_id = $1 AND c.archived_at IS NULL AND e.version IS DISTINCT FROM c.version
-"""
-PENDING = (
-    f"SELECT c.id, c.version, c.title, c.tags, c.content {_PENDING_FROM} ORDER BY c.id LIMIT $3"
-)
-
-
-async def pending_cards(
-    conn: Connection, *, tenant_id: UUID, embedder: str, limit: int
-) -> list[asyncpg.Record]:
-    """Live cards of the tenant whose current version has no embedding under `embedder`."""
-    return await conn.fetch(PENDING, tenant_id, embedder, limit)
-
-
-async def count_pending(conn: Connection, *, tenant_id: UUID, embedder: str) -> int:
-    count = await conn.fetchval(f"SELECT count(*) {_PENDING_FROM}", tenant_id, embedder)
-    return int(count or 0)
-
-
-async def tenants_with_pending(conn: Connection, *, embedder: str) -> list[UUID]:
-    """Tenants that have cards to embed (ids only; a function granted to the app role)."""
-    rows = await conn.fetch("SELECT cards_tenants_with_pending_embeddings($1) AS id", embedder)
-    return [row["id"] for row in rows]
