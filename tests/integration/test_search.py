@@ -186,6 +186,17 @@ async def test_a_batch_stores_each_cards_own_vector_new_or_upserted(
         assert [c["id"] for c in found] == [expected], query
 
 
+async def test_written_cards_leave_no_search_work_pending(
+    client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    """A card's words go into the full-text index as it is written, not into a pending list that
+    every later search would read whole (revision 0008, docs/database.md)."""
+    await _seed(client, tenant, TOPICS * 10)
+    async with owner_pool.acquire() as conn:
+        merged = await conn.fetchval("SELECT gin_clean_pending_list('cards_tenant_id_search_idx')")
+    assert merged == 0
+
+
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
 @pytest.mark.parametrize("filtered", [False, True])
 async def test_a_vector_of_an_older_version_never_ranks_the_card(
