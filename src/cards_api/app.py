@@ -25,6 +25,7 @@ from cards_api.logs import configure_logging
 from cards_api.middleware import RequestContextMiddleware
 from cards_api.problems import install_error_handlers
 from cards_api.ratelimit import RateLimiter
+from cards_api.search import tokenizer
 from cards_api.search.embedder import load_embedder
 from cards_api.search.worker import EmbeddingWorker
 from cards_api.settings import AuthMode, Settings, get_settings
@@ -92,6 +93,9 @@ def create_app(settings: Settings | None = None) -> CardsApi:
         dsn = settings.database_url or start_embedded(settings.data_dir).dsn
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         embedder = await asyncio.to_thread(load_embedder, settings)
+        # Read (and checked) now, not by the first context request: ~0.3 s that would stall
+        # every request of this worker.
+        await asyncio.to_thread(tokenizer.encoding)
         pool = await create_pool(dsn, settings)
         app.state.pool = pool
         app.state.embedder = embedder

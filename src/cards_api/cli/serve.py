@@ -54,10 +54,12 @@ def serve(
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    from cards_api.search import tokenizer
     from cards_api.search.embedder import check_embedder
 
     try:  # a missing model stops the start here, in one line, before any worker starts
         check_embedder(settings)
+        tokenizer.check()
     except RuntimeError as exc:
         fail(str(exc))
     database = open_db(settings)

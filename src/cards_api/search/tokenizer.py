@@ -50,6 +50,12 @@ def _data_path() -> Path:
     )
 
 
+def check() -> None:
+    """What `serve` checks before it starts any worker: the encoding's file is installed (a
+    RuntimeError naming the missing file otherwise). Each worker reads it as it starts."""
+    _data_path()
+
+
 @functools.cache
 def encoding() -> tiktoken.Encoding:
     data = _data_path().read_bytes()
