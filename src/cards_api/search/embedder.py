@@ -123,9 +123,9 @@ class LocalEmbedder:
         self.name = LOCAL_NAME
         self.dimension = int(self._matrix.shape[1])
 
-    def _tokenize(self, piece: str) -> list[int]:
-        ids: list[int] = self._tokenizer.encode(piece, add_special_tokens=False).ids
-        return ids
+    def _tokenize(self, piece: str) -> tuple[int, ...]:
+        """A piece's ids; a tuple, so a remembered one cannot be changed by its users."""
+        return tuple(self._tokenizer.encode(piece, add_special_tokens=False).ids)
 
     def token_ids(self, text: str) -> list[int]:
         """The model's token ids for `text`, as its tokenizer gives them for the whole text."""

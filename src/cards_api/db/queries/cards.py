@@ -12,7 +12,6 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from pgvector import Vector as PgVector
 
 from cards_api.db.queries import embeddings as embeddings_q
 from cards_api.db.types import Connection
@@ -91,7 +90,7 @@ async def upsert_batch(
         tenant_id,
         cards_json,
         embedder,
-        [PgVector(v) for v in values],  # a list of lists would be one 2-D array
+        embeddings_q.vector_array(values),
     )
 
 

@@ -30,6 +30,12 @@ JOIN cards c ON c.tenant_id = $1 AND c.id = x.card_id AND c.version = x.version
 """
 
 
+def vector_array(vectors: Sequence[list[float]]) -> list[PgVector]:
+    """A `vector[]` parameter: each vector wrapped for pgvector's codec (a list of lists would
+    be sent as one 2-D array)."""
+    return [PgVector(vector) for vector in vectors]
+
+
 def written_cards_vectors(*, written: str, batch: str, embedder: str, vectors: str) -> str:
     """A CTE storing a batch's vectors with the cards the same statement writes (`written`, the
     rows its upsert returns), so a batch and its vectors are one round trip. `batch` is the
@@ -65,7 +71,7 @@ async def store_embeddings(
         embedder,
         [card_id for card_id, _, _ in cards],
         [version for _, version, _ in cards],
-        [PgVector(vector) for _, _, vector in cards],  # a list of lists would be one 2-D array
+        vector_array([vector for _, _, vector in cards]),
     )
 
 
