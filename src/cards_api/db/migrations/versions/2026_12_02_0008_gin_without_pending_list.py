@@ -6,8 +6,9 @@ Create Date: 2026-12-02
 
 - `cards_tenant_id_search_idx` without `fastupdate`. With it, PostgreSQL appends a new card's
   lexemes to the GIN index's pending list (up to `gin_pending_list_limit`, 4 MB) and every
-  search reads that whole list until a vacuum merges it: after the benchmark's batch writes
-  (6,818 pending entries) a hybrid search took 8.6 ms in PostgreSQL instead of 5.2. Without it,
+  search reads that whole list until a vacuum merges it: on the bench database after ~16,000
+  cards written in batches (6,818 pending entries, 487 pages) a hybrid search of the 2,000-card
+  tenant took 8.6 ms in PostgreSQL, 5.2 once the list was merged. Without it,
   each write updates the index itself; what is pending now is merged here.
 - `cards_tenant_id_tags_idx` dropped. A tag filter (`tags && ...`) never used it for the app
   role: `&&` is not LEAKPROOF, so under row-level security PostgreSQL does not make it an index
