@@ -77,31 +77,22 @@ async def create_batch(
     """Insert or upsert (by external_ref) every card at once, with their vectors when given (the
     embedder's name and a vector per card, in request order); the rows come in request order."""
     _reject_duplicate_refs(request)
-    new_ids = [uuid4() for _ in request.cards]
     payload = [
         {
-            "id": new_id,
+            "id": uuid4(),
             "card_type": card.card_type.value,
             "title": card.title,
             "content": card.content,
             "tags": card.tags,
             "external_ref": card.external_ref,
         }
-        for new_id, card in zip(new_ids, request.cards, strict=True)
+        for card in request.cards
     ]
     rows = await cards_q.upsert_batch(
         conn, tenant_id=tenant_id, cards_json=orjson.dumps(payload).decode(), vectors=vectors
     )
-    by_id = {row["id"]: row for row in rows}
-    by_ref = {(row["card_type"], row["external_ref"]): row for row in rows if row["external_ref"]}
-    ordered = [
-        by_ref[(card.card_type.value, card.external_ref)]
-        if card.external_ref is not None
-        else by_id[new_id]
-        for new_id, card in zip(new_ids, request.cards, strict=True)
-    ]
     created = sum(1 for row in rows if row["inserted"])
-    return BatchResult(rows=ordered, created=created, updated=len(rows) - created)
+    return BatchResult(rows=rows, created=created, updated=len(rows) - created)
 
 
 async def retrieve(

@@ -42,15 +42,18 @@ WITH locked AS MATERIALIZED (
 stamp AS MATERIALIZED (
     SELECT clock_timestamp() AS at FROM locked
 ),
+batch AS MATERIALIZED (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (
+        id uuid, card_type text, title text, content jsonb, tags text[], external_ref text
+    )) WITH ORDINALITY AS x(id, card_type, title, content, tags, external_ref, n)
+),
 written AS (
     INSERT INTO cards AS c (
         tenant_id, id, card_type, title, content, tags, external_ref, created_at, updated_at
     )
     SELECT $1::uuid, x.id, x.card_type, x.title, x.content, x.tags, x.external_ref,
            stamp.at, stamp.at
-    FROM stamp, jsonb_to_recordset($2::jsonb) AS x(
-        id uuid, card_type text, title text, content jsonb, tags text[], external_ref text
-    )
+    FROM stamp, batch x
     ORDER BY x.card_type, x.external_ref NULLS LAST
     ON CONFLICT (tenant_id, card_type, external_ref) DO UPDATE
     SET title = EXCLUDED.title,
@@ -60,16 +63,22 @@ written AS (
         archived_at = NULL,
         updated_at = EXCLUDED.updated_at
     RETURNING {CARD_COLUMNS}, (xmax = 0) AS inserted
+),
+ordered AS (
+    SELECT w.*, x.n FROM written w
+    JOIN batch x
+      ON w.card_type = x.card_type AND (w.id = x.id OR w.external_ref = x.external_ref)
 )"""
-UPSERT_BATCH = f"{_UPSERT_CARDS}\nSELECT * FROM written"
+# `ordered`: each input's row with the input's position (`n`): found by the input's id when the
+# card is new, by (card_type, external_ref) when it upserted an existing card.
+_ORDERED_ROWS = f"\nSELECT {CARD_COLUMNS}, inserted FROM ordered ORDER BY n"
+UPSERT_BATCH = _UPSERT_CARDS + _ORDERED_ROWS
 # With the batch's vectors ($3 embedder, $4 vectors in request order), stored by the same
 # statement: a round trip less than storing them after (~0.5 ms a batch; docs/performance.md).
 UPSERT_BATCH_WITH_VECTORS = (
     f"{_UPSERT_CARDS},\n"
-    + embeddings_q.written_cards_vectors(
-        written="written", batch="$2::jsonb", embedder="$3", vectors="$4"
-    )
-    + "\nSELECT * FROM written"
+    + embeddings_q.batch_vectors(rows="ordered", embedder="$3", vectors="$4")
+    + _ORDERED_ROWS
 )
 
 
@@ -80,8 +89,8 @@ async def upsert_batch(
     cards_json: str,
     vectors: tuple[str, Sequence[list[float]]] | None = None,
 ) -> list[asyncpg.Record]:
-    """Write the batch; with `vectors` (the embedder's name, a vector per card in request order)
-    store them with it."""
+    """Write the batch, its rows in request order; with `vectors` (the embedder's name, a vector
+    per card in request order) store them with it."""
     if vectors is None:
         return await conn.fetch(UPSERT_BATCH, tenant_id, cards_json)
     embedder, values = vectors

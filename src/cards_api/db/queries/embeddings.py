@@ -36,20 +36,14 @@ def vector_array(vectors: Sequence[list[float]]) -> list[PgVector]:
     return [PgVector(vector) for vector in vectors]
 
 
-def written_cards_vectors(*, written: str, batch: str, embedder: str, vectors: str) -> str:
-    """A CTE storing a batch's vectors with the cards the same statement writes (`written`, the
-    rows its upsert returns), so a batch and its vectors are one round trip. `batch` is the
-    request's JSON array and `vectors` a vector[] in the same order: each card's vector is its
-    input's, found by id for a new card and by (card_type, external_ref) for an upserted one."""
+def batch_vectors(*, rows: str, embedder: str, vectors: str) -> str:
+    """A CTE storing a batch's vectors with the cards the same statement writes, so a batch and
+    its vectors are one round trip. `rows` are the written cards, each with its position in the
+    request (`n`); `vectors` is a vector[] in request order."""
     return f"""stored_vectors AS (
     INSERT INTO card_embeddings AS e (tenant_id, card_id, embedder, version, embedding)
-    SELECT w.tenant_id, w.id, {embedder}, w.version, x.embedding
-    FROM ROWS FROM (
-        jsonb_to_recordset({batch}) AS (id uuid, card_type text, external_ref text),
-        unnest({vectors}::vector[])
-    ) AS x(id, card_type, external_ref, embedding)
-    JOIN {written} w
-      ON w.card_type = x.card_type AND (w.id = x.id OR w.external_ref = x.external_ref)
+    SELECT r.tenant_id, r.id, {embedder}, r.version, v.embedding
+    FROM {rows} r JOIN unnest({vectors}::vector[]) WITH ORDINALITY AS v(embedding, n) USING (n)
     {CONFLICT.strip()}
 )"""
 
