@@ -183,6 +183,7 @@ async def _candidates(
             tags=request.tags,
         ),
         limit=limits.CONTEXT_CANDIDATES + len(include),
+        prompt=True,
     )
     chosen = set(include)
     rest = [Candidate(row, float(row["score"])) for row in ranked if row["id"] not in chosen]

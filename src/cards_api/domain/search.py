@@ -64,8 +64,10 @@ async def rank(
     tenant_id: UUID,
     filters: Filters,
     limit: int,
+    prompt: bool = False,
 ) -> list[asyncpg.Record]:
-    """Live cards matching the filters, best first, each with its `score` (higher is better).
+    """Live cards matching the filters, best first, each with its `score` (higher is better);
+    with `prompt`, only the columns a prompt is built from (`search_q.PROMPT_COLUMNS`).
 
     A query with no searchable word (say 40 "-") finds no card, whatever the mode: there is
     nothing in it to mean anything.
@@ -80,6 +82,7 @@ async def rank(
             words=plan.words,
             limit=limit,
             filters=filters,
+            prompt=prompt,
         )
     if plan.mode is SearchMode.SEMANTIC:
         return await search_q.rank_semantic(
@@ -90,6 +93,7 @@ async def rank(
             embedder=plan.embedder,
             limit=limit,
             filters=filters,
+            prompt=prompt,
         )
     return await search_q.rank_hybrid(
         conn,
@@ -101,4 +105,5 @@ async def rank(
         depth=max(HYBRID_DEPTH, limit),
         limit=limit,
         filters=filters,
+        prompt=prompt,
     )

@@ -19,6 +19,14 @@ from cards_api.db.queries.cards import CARD_COLUMNS, card_filters, live_cards_wh
 from cards_api.db.types import Connection
 
 COLUMNS = ", ".join(f"cards.{column}" for column in CARD_COLUMNS.split(", "))
+PROMPT_COLUMNS = "cards.id, cards.version, cards.card_type, cards.title, cards.content"
+"""What a prompt is built from: a context ranks 100 candidates, and decoding every column of
+each (timestamps, tags, usage) was ~0.2 ms of a context's CPU (docs/performance.md)."""
+
+
+def _columns(prompt: bool) -> str:
+    return PROMPT_COLUMNS if prompt else COLUMNS
+
 
 # Full-text relevance is Okapi BM25 over the stemmed lexemes of the `search` tsvector (title and
 # every string of the content, PostgreSQL's `english` configuration): a card matches when it
@@ -91,13 +99,14 @@ def _bm25_ctes(where: str, tsq: str, words: str, *, filtered: bool) -> str:
 
 
 @functools.cache
-def text_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
-    """$1 tenant, filters, then the tsquery text, the words, the limit."""
+def text_sql(*, ids: bool, card_types: bool, tags: bool, prompt: bool = False) -> str:
+    """$1 tenant, filters, then the tsquery text, the words, the limit (`prompt`: only
+    PROMPT_COLUMNS)."""
     where, n, filtered = _filtered(ids=ids, card_types=card_types, tags=tags)
     tsq, words, limit = (f"${n + k}" for k in range(1, 4))
     return (
         f"WITH {_bm25_ctes(where, tsq, words, filtered=filtered)} "
-        f"SELECT {COLUMNS}, best.score "
+        f"SELECT {_columns(prompt)}, best.score "
         f"FROM (SELECT id, score FROM bm25 ORDER BY score DESC, id LIMIT {limit}) best "
         "JOIN cards ON cards.tenant_id = $1 AND cards.id = best.id "
         "ORDER BY best.score DESC, cards.id"
@@ -136,7 +145,7 @@ def _nearest_cte(
 
 
 @functools.cache
-def _semantic_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
+def _semantic_sql(*, ids: bool, card_types: bool, tags: bool, prompt: bool) -> str:
     """$1 tenant, filters, then the query vector, the embedder, the tsquery text (it only
     gates), the limit."""
     where, n, filtered = _filtered(ids=ids, card_types=card_types, tags=tags)
@@ -152,14 +161,14 @@ def _semantic_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
     )
     return (
         f"WITH {nearest} "
-        f"SELECT {COLUMNS}, 1 - nearest.distance AS score "
+        f"SELECT {_columns(prompt)}, 1 - nearest.distance AS score "
         "FROM nearest JOIN cards ON cards.tenant_id = $1 AND cards.id = nearest.id "
         "ORDER BY nearest.distance, cards.id"
     )
 
 
 @functools.cache
-def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
+def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool, prompt: bool) -> str:
     """$1 tenant, filters, then the tsquery text, the words, the query vector, the same vector
     divided by the feedback weight, the embedder, the depth of each ranking, the limit."""
     where, n, filtered = _filtered(ids=ids, card_types=card_types, tags=tags)
@@ -192,7 +201,7 @@ def _hybrid_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
             FROM (SELECT id, r FROM lexical UNION ALL SELECT id, r FROM semantic) ranked
             GROUP BY id
         )
-        SELECT {COLUMNS}, best.score
+        SELECT {_columns(prompt)}, best.score
         FROM (SELECT id, score FROM fused ORDER BY score DESC, id LIMIT {limit}) best
         JOIN cards ON cards.tenant_id = $1 AND cards.id = best.id
         ORDER BY best.score DESC, cards.id
@@ -227,8 +236,9 @@ async def rank_text(
     words: str,
     filters: Filters,
     limit: int,
+    prompt: bool = False,
 ) -> list[asyncpg.Record]:
-    sql = text_sql(**filters.shape())
+    sql = text_sql(**filters.shape(), prompt=prompt)
     return await conn.fetch(sql, tenant_id, *filters.args(), tsquery, words, limit)
 
 
@@ -241,8 +251,9 @@ async def rank_semantic(
     embedder: str,
     filters: Filters,
     limit: int,
+    prompt: bool = False,
 ) -> list[asyncpg.Record]:
-    sql = _semantic_sql(**filters.shape())
+    sql = _semantic_sql(**filters.shape(), prompt=prompt)
     args = [tenant_id, *filters.args(), vector, embedder, tsquery, limit]
     return await conn.fetch(sql, *args)
 
@@ -258,8 +269,9 @@ async def rank_hybrid(
     filters: Filters,
     depth: int,
     limit: int,
+    prompt: bool = False,
 ) -> list[asyncpg.Record]:
-    sql = _hybrid_sql(**filters.shape())
+    sql = _hybrid_sql(**filters.shape(), prompt=prompt)
     args = [
         tenant_id,
         *filters.args(),
