@@ -73,6 +73,14 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 for the busy loop up to the whole interval; at 0.5 ms, S's and C's p99 at half load fell ~10%
 (docs/performance.md)."""
 
+GC_THRESHOLDS = (10_000, 10, 10)
+"""The collector's generation thresholds (Python's: 700, 10, 10). A young collection runs each
+time tracked objects allocated exceed frees by the first; a request listing 50 cards or ranking
+a context's 100 holds hundreds at once, so at 700 a worker collected ~150 times a second, and
+every hundredth a full collection: ~15-20 ms of collections a second, single pauses up to 8-12 ms.
+At 10,000: ~2 ms a second, pauses up to ~3 ms, for the same throughput (docs/performance.md).
+Garbage in reference cycles waits a little longer; the request path leaves none."""
+
 
 def create_app(settings: Settings | None = None) -> CardsApi:
     settings = settings or get_settings()
@@ -123,6 +131,7 @@ def create_app(settings: Settings | None = None) -> CardsApi:
         # reach, so that full collections during requests walk only request garbage.
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:
