@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -138,6 +139,21 @@ def saturation(
     return statistics.median(runs)
 
 
+OPEN_LOOP_RATE_PER_CONNECTION = 250
+
+
+def open_loop_connections(total_rate: float) -> int:
+    """How many connections carry an open-loop run: at least 4, and enough that none is sent more
+    than OPEN_LOOP_RATE_PER_CONNECTION requests a second. HTTP/1.1 sends one request at a time
+    on a connection, so a request due while the previous one is still out waits behind it: at R's
+    half load on a faster day (1,920/s over 4 connections, one every 2 ms each) the timeline put
+    13 of 27 slow seconds there, a client p99 of 18-38 ms against a server p99 of 2.5-4.6 ms. A
+    client sending that many requests would hold as many connections. Not many more: each is a
+    wrk thread, and on two cores 32 of them added tens of milliseconds to the tail by themselves
+    (docs/performance.md)."""
+    return max(4, math.ceil(total_rate / OPEN_LOOP_RATE_PER_CONNECTION))
+
+
 def open_loop(
     server: ApiServer,
     op: str,
@@ -148,11 +164,10 @@ def open_loop(
     target_ms: float,
     dsn: str,
 ) -> dict[str, Any]:
-    """Latency at a fixed arrival rate, spread over 4 connections (one wrk thread each: on two
-    cores, 32 load-generator threads added tens of milliseconds to the tail by themselves),
-    with its per-second timeline beside the server's and the machine's account of those
-    seconds."""
-    connections = 4
+    """Latency at a fixed arrival rate, spread over `open_loop_connections` connections (one
+    wrk thread each), with its per-second timeline beside the server's and the machine's account
+    of those seconds."""
+    connections = open_loop_connections(total_rate)
     time.sleep(1.0)  # the previous run's queued requests finish first
     offset = server.log.stat().st_size
     started = time.time()
