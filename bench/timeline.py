@@ -70,6 +70,11 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
     return seconds
 
 
+BUSY_BESIDE_PCT = 10.0
+"""A process group beside the measured ones using this share of the machine's CPU in a second is
+named as its cause, when nothing the server measured explains it."""
+
+
 def cause(row: dict[str, Any], target_ms: float) -> str:
     """The likeliest reason a second's client p99 exceeded `target_ms`.
 
@@ -108,6 +113,15 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
         return "CPU steal (the hypervisor ran someone else)"
     if row.get("autovacuum", 0):
         return "autovacuum"
+    busy = {
+        "PostgreSQL's background processes (checkpointer, writers)": row.get(
+            "cpu_pg_background_pct", 0.0
+        ),
+        "another process on the machine": row.get("cpu_other_pct", 0.0),
+    }
+    name, pct = max(busy.items(), key=lambda item: item[1])
+    if pct >= BUSY_BESIDE_PCT:
+        return name
     if row.get("iowait_pct", 0.0) >= 5:
         return "I/O wait"
     return "queued behind the previous request on its connection, or in the kernel"
@@ -152,15 +166,53 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"gc {row.get('gc_max_ms', 0):.1f}, pool {row.get('pool_wait_max_ms', 0):.1f}, "
             f"key look-ups {row.get('key_lookups', 0)}; wrk late {row['loadgen_late_max_ms']:.1f}; "
             f"idle {row.get('idle_pct', '?')}%, "
-            f"steal {row.get('steal_pct', '?')}%, autovacuum {row.get('autovacuum', '?')}): "
+            f"steal {row.get('steal_pct', '?')}%, autovacuum {row.get('autovacuum', '?')}, "
+            f"pg background {row.get('cpu_pg_background_pct', '?')}%, "
+            f"other {row.get('cpu_other_pct', '?')}%): "
             f"{row['cause']}"
         )
     return "\n".join(lines)
 
 
+PROCESS_GROUPS = ("api", "pg_backends", "pg_background", "loadgen", "other")
+
+
+def process_group(cmdline: str) -> str:
+    """Which part of the benchmark a process is, from its command line: PostgreSQL's backends
+    (serving queries), its background processes (checkpointer, background and WAL writers,
+    autovacuum: they set their titles to "postgres: <role>"), the API, wrk, or anything else."""
+    if cmdline.startswith("postgres: "):
+        role = cmdline.removeprefix("postgres: ")
+        background = ("checkpointer", "background writer", "walwriter", "autovacuum")
+        return "pg_background" if role.startswith(background) else "pg_backends"
+    if cmdline.startswith("wrk") or " -m bench" in cmdline:
+        return "loadgen"  # wrk, and the benchmark's own process (this sampler among it)
+    if "cards-api" in cmdline or "multiprocessing" in cmdline:
+        return "api"
+    if "postgres" in cmdline.split(" ", 1)[0]:
+        return "pg_backends"  # the postmaster
+    return "other"
+
+
+def _process_ticks() -> dict[str, int]:
+    """CPU ticks (user + system) used so far by the live processes of each group."""
+    ticks = dict.fromkeys(PROCESS_GROUPS, 0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue  # gone meanwhile, or a kernel thread
+        ticks[process_group(cmdline)] += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
 class MachineSampler:
-    """Once a second, in a thread: CPU busy / iowait / steal shares from /proc/stat, and
-    whether an autovacuum worker was running (pg_stat_activity)."""
+    """Once a second, in a thread: CPU busy / iowait / steal shares from /proc/stat, each
+    process group's share of the machine's CPU (`process_group`), and whether an autovacuum
+    worker was running (pg_stat_activity)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -187,12 +239,20 @@ class MachineSampler:
     async def _sample(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         try:
-            before = self._cpu()
+            before, groups_before = self._cpu(), _process_ticks()
             while not self._stop.wait(1.0 - time.time() % 1.0):
-                now = self._cpu()
+                now, groups = self._cpu(), _process_ticks()
                 delta = [b - a for a, b in zip(before, now, strict=True)]
-                before = now
                 total = sum(delta) or 1
+                # A process that ended within the second drops out of its group's sum: a
+                # negative share is clipped, not reported.
+                shares = {
+                    f"cpu_{group}_pct": round(
+                        max(0.0, 100 * (groups[group] - groups_before[group]) / total), 1
+                    )
+                    for group in PROCESS_GROUPS
+                }
+                before, groups_before = now, groups
                 # user nice system idle iowait irq softirq steal ...
                 autovacuum = await conn.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
@@ -202,6 +262,7 @@ class MachineSampler:
                     "iowait_pct": round(100 * delta[4] / total, 1),
                     "steal_pct": round(100 * delta[7] / total, 1),
                     "autovacuum": autovacuum or 0,
+                    **shares,
                 }
         finally:
             await conn.close()

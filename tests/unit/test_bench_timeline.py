@@ -31,7 +31,24 @@ def test_the_rest_is_blamed_on_the_load_generator_the_loop_or_the_machine() -> N
     assert timeline.cause(lag, 5.0).startswith("event-loop lag")
     steal = _row(40.0, 4.0, steal_pct=12.0)
     assert timeline.cause(steal, 5.0).startswith("CPU steal")
-    assert timeline.cause(_row(40.0, 4.0), 5.0).startswith("queued behind")
+    checkpoint = _row(40.0, 4.0, cpu_pg_background_pct=35.0, cpu_other_pct=2.0)
+    assert timeline.cause(checkpoint, 5.0).startswith("PostgreSQL's background processes")
+    neighbour = _row(40.0, 4.0, cpu_pg_background_pct=1.0, cpu_other_pct=30.0)
+    assert timeline.cause(neighbour, 5.0) == "another process on the machine"
+    quiet = _row(40.0, 4.0, cpu_pg_background_pct=2.0, cpu_other_pct=3.0)
+    assert timeline.cause(quiet, 5.0).startswith("queued behind")
+
+
+def test_processes_are_grouped_by_what_they_do_in_the_benchmark() -> None:
+    assert timeline.process_group("postgres: checkpointer ") == "pg_background"
+    assert timeline.process_group("postgres: autovacuum worker bench") == "pg_background"
+    assert timeline.process_group("postgres: cards_app bench [local] SELECT") == "pg_backends"
+    assert timeline.process_group("/usr/lib/postgresql/bin/postgres -D data") == "pg_backends"
+    assert timeline.process_group("wrk -t 4 -c 4 -d 8s http://127.0.0.1") == "loadgen"
+    assert timeline.process_group(".venv/bin/python .venv/bin/cards-api serve") == "api"
+    spawned = "python -c from multiprocessing.spawn import spawn_main; spawn_main()"
+    assert timeline.process_group(spawned) == "api"
+    assert timeline.process_group("/usr/sbin/sshd -D") == "other"
 
 
 def _line(event: str, timestamp: str, **fields: object) -> str:
