@@ -76,10 +76,11 @@ for the busy loop up to the whole interval; at 0.5 ms, S's and C's p99 at half l
 GC_THRESHOLDS = (10_000, 10, 10)
 """The collector's generation thresholds (Python's: 700, 10, 10). A young collection runs each
 time tracked objects allocated exceed frees by the first; a request listing 50 cards or ranking
-a context's 100 holds hundreds at once, so at 700 a worker collected ~150 times a second, and
-every hundredth a full collection: ~15-20 ms of collections a second, single pauses up to 8-12 ms.
-At 10,000: ~2 ms a second, pauses up to ~3 ms, for the same throughput (docs/performance.md).
-Garbage in reference cycles waits a little longer; the request path leaves none."""
+a context's 100 holds hundreds at once, so at 700 a worker under such load collected ~150 times
+a second, a full collection every hundredth or so: 17-21 ms of collections a second, single
+pauses up to 15 ms. At 10,000: under 0.3 ms a second, pauses up to 3.8 ms, for the same
+throughput (docs/performance.md). Garbage in reference cycles waits a little longer; the request
+path leaves none (tests/integration/test_transaction.py)."""
 
 
 def create_app(settings: Settings | None = None) -> CardsApi:

@@ -121,7 +121,9 @@ def _joinable(piece: str, separator: str) -> tuple[int, int]:
     as three (the piece, its tail, the tail with the separator), a tenant's ~2,000 cards filled
     the cache and most of them were tokenized again on every context (docs/performance.md)."""
     tail = _tail(piece)
-    return count(piece), count(tail + separator) - count(tail)
+    # The piece's own count through `count_piece`: a context's blocks are counted there as they
+    # are packed, so a block new to this process is tokenized once, not twice.
+    return count_piece(piece), count(tail + separator) - count(tail)
 
 
 def count_joined(pieces: list[str], separator: str) -> int:
