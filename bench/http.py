@@ -197,6 +197,7 @@ def open_loop(
         target_ms,
     )
     outcome["timeline"] = rows
+    outcome["connections"] = connections
     quantiles = ", ".join(f"{q} {outcome[q + '_ms']:.2f}" for q in ("p50", "p95", "p99", "max"))
     print(f"  http {op} @{total_rate:,.0f}/s: {quantiles} ms")
     print(timeline.summary(rows))
