@@ -18,7 +18,7 @@ from cards_api.api.direct import DirectRoutes, serve
 from cards_api.api.openapi import install_openapi
 from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
-from cards_api.db.pool import connect_listener, create_pool
+from cards_api.db.pool import connect_leases, connect_listener, create_pool
 from cards_api.db.queries.keys import key_tag_secret
 from cards_api.keycache import KeyCache, listen_for_revocations
 from cards_api.logs import configure_logging
@@ -27,6 +27,7 @@ from cards_api.problems import install_error_handlers
 from cards_api.ratelimit import RateLimiter
 from cards_api.search import tokenizer
 from cards_api.search.embedder import load_embedder
+from cards_api.search.leases import TenantLeases
 from cards_api.search.worker import EmbeddingWorker
 from cards_api.settings import AuthMode, Settings, get_settings
 from cards_api.tenancy import Guards
@@ -108,7 +109,8 @@ def create_app(settings: Settings | None = None) -> CardsApi:
         pool = await create_pool(dsn, settings)
         app.state.pool = pool
         app.state.embedder = embedder
-        app.state.embedding_worker = worker = EmbeddingWorker(pool, embedder)
+        leases = TenantLeases(lambda: connect_leases(dsn, settings))
+        app.state.embedding_worker = worker = EmbeddingWorker(pool, embedder, leases=leases)
         async with pool.acquire() as conn:
             guards.key_secret = await key_tag_secret(conn)
         background = [
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None) -> CardsApi:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await leases.close()
             try:
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
             except TimeoutError:

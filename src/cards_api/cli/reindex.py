@@ -3,13 +3,16 @@ configured embedder (after a change of model, all of them), while the service ke
 
 It works as the API does (the app role, one short transaction per batch), so it holds no lock a
 request would wait on, and it is resumable by construction: what it has stored is no longer
-pending, so a run that is stopped and started again goes on where it stopped.
+pending, so a run that is stopped and started again goes on where it stopped. It takes each
+tenant's embedding lease (`search/leases.py`), waiting while an API process embeds that tenant,
+so the two never embed the same cards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import Annotated
 from uuid import UUID
 
@@ -28,9 +31,10 @@ def reindex(
 ) -> None:
     """Embed every card still pending under the configured embedder; resumable."""
     # Imported here: they import the metrics, which `serve` must configure first.
-    from cards_api.db.pool import create_pool
+    from cards_api.db.pool import connect_leases, create_pool
     from cards_api.search import worker
     from cards_api.search.embedder import EmbedderUnavailable, load_embedder
+    from cards_api.search.leases import TenantLeases
 
     settings = load()
     database = open_db(settings)
@@ -42,6 +46,12 @@ def reindex(
 
     async def run() -> int:
         pool = await create_pool(database.dsn, settings)
+        leases = TenantLeases(lambda: connect_leases(database.dsn, settings))
+
+        async def embed(tenant_id: UUID, on_embedded: Callable[[int], None] | None) -> int:
+            async with leases.hold(tenant_id, wait=True):
+                return await worker.embed_tenant(pool, embedder, tenant_id, on_embedded=on_embedded)
+
         try:
             tenants = await worker.tenants_with_pending(pool, embedder)
             if tenant is not None:
@@ -52,17 +62,13 @@ def reindex(
                 with Progress(console=Console(stderr=True), transient=True) as progress:
                     task = progress.add_task(f"embedding with {embedder.name}", total=total)
                     for tenant_id in tenants:
-                        done += await worker.embed_tenant(
-                            pool,
-                            embedder,
-                            tenant_id,
-                            on_embedded=lambda n: progress.advance(task, n),
-                        )
+                        done += await embed(tenant_id, lambda n: progress.advance(task, n))
             else:
                 for tenant_id in tenants:
-                    done += await worker.embed_tenant(pool, embedder, tenant_id)
+                    done += await embed(tenant_id, None)
             return done
         finally:
+            await leases.close()
             await pool.close()
             await embedder.close()
 

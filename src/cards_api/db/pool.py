@@ -20,6 +20,7 @@ from cards_api.db.roles import login_url
 from cards_api.settings import Pooler, Settings
 
 LISTENER_APPLICATION_NAME = "cards-api-listener"
+LEASES_APPLICATION_NAME = "cards-api-embedding-leases"
 
 
 def server_settings(
@@ -94,14 +95,27 @@ async def create_pool(
     return pool
 
 
-async def connect_listener(owner_dsn: str, settings: Settings) -> asyncpg.Connection:
-    """The revocation listener's connection: the app role, named apart in pg_stat_activity;
-    direct to PostgreSQL when the pool goes through a pooler (LISTEN needs a session)."""
+async def connect_session(
+    owner_dsn: str, settings: Settings, *, application_name: str
+) -> asyncpg.Connection:
+    """A connection of its own that needs a session (LISTEN, session-level advisory locks): the
+    app role, named apart in pg_stat_activity, direct to PostgreSQL when the pool goes through a
+    transaction pooler, which cannot give a session."""
     return await asyncpg.connect(
         app_login_url(settings.database_direct_url or owner_dsn, settings),
-        server_settings=server_settings(settings, application_name=LISTENER_APPLICATION_NAME),
+        server_settings=server_settings(settings, application_name=application_name),
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
     )
+
+
+async def connect_listener(owner_dsn: str, settings: Settings) -> asyncpg.Connection:
+    """The revocation listener's connection."""
+    return await connect_session(owner_dsn, settings, application_name=LISTENER_APPLICATION_NAME)
+
+
+async def connect_leases(owner_dsn: str, settings: Settings) -> asyncpg.Connection:
+    """The embedding leases' connection (`search/leases.py`)."""
+    return await connect_session(owner_dsn, settings, application_name=LEASES_APPLICATION_NAME)
 
 
 async def connect(dsn: str, settings: Settings, *, role: str | None = None) -> asyncpg.Connection:

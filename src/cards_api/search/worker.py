@@ -6,6 +6,7 @@ under the configured embedder is pending, whatever happened to the process that 
 asks which tenants have pending cards (ids only, through a granted function), then for each
 tenant reads a small batch (a short transaction), embeds it with no connection held, and stores
 the vectors (another short transaction; a vector for a version since replaced is dropped).
+A tenant is embedded by one process at a time, the one holding its lease (`search/leases.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cards_api.db.queries import embeddings as embeddings_q
 from cards_api.db.queries.tenancy import abandon, begin_for_tenant, commit
 from cards_api.db.types import Connection
 from cards_api.search.embedder import Embedder, EmbedderUnavailable
+from cards_api.search.leases import TenantLeases
 from cards_api.search.text import card_text
 
 log = structlog.get_logger("cards_api.embedding_worker")
@@ -118,6 +120,10 @@ class EmbeddingWorker:
     cards table is the outbox) runs at start-up, after a failed pass, and every
     `full_scan_seconds`: the safety net for work left by a process that died. Between those,
     nothing scans the whole table, so the service's requests never wait behind it.
+
+    A tenant whose lease another process holds is passed over and looked at again on the next
+    pass (`idle_seconds` later): the holder may have read its pending cards before the write
+    that kicked this worker.
     """
 
     def __init__(
@@ -125,12 +131,14 @@ class EmbeddingWorker:
         pool: asyncpg.Pool,
         embedder: Embedder,
         *,
+        leases: TenantLeases | None = None,
         idle_seconds: float = IDLE_SECONDS,
         retry_seconds: float = RETRY_SECONDS,
         full_scan_seconds: float = FULL_SCAN_SECONDS,
     ) -> None:
         self.pool = pool
         self.embedder = embedder
+        self.leases = leases
         self.idle_seconds = idle_seconds
         self.retry_seconds = retry_seconds
         self.full_scan_seconds = full_scan_seconds
@@ -159,13 +167,26 @@ class EmbeddingWorker:
         done = 0
         for tenant_id in sorted(tenants):
             try:
-                done += await embed_tenant(self.pool, self.embedder, tenant_id)
+                embedded = await self._embed_leased(tenant_id)
+                if embedded is None:  # another process holds the lease: look again next pass
+                    self._kicked.add(tenant_id)
+                else:
+                    done += embedded
             finally:
                 self._pending[tenant_id] = await count_pending(
                     self.pool, self.embedder, [tenant_id]
                 )
         metrics.set_pending_embeddings(sum(self._pending.values()))
         return done
+
+    async def _embed_leased(self, tenant_id: UUID) -> int | None:
+        """The tenant's pending cards embedded, or None when another process holds its lease."""
+        if self.leases is None:
+            return await embed_tenant(self.pool, self.embedder, tenant_id)
+        async with self.leases.hold(tenant_id) as ours:
+            if not ours:
+                return None
+            return await embed_tenant(self.pool, self.embedder, tenant_id)
 
     async def run_forever(self) -> None:
         while True:

@@ -97,3 +97,20 @@ async def tenants_with_pending(conn: Connection, *, embedder: str) -> list[UUID]
     """Tenants that have cards to embed (ids only; a function granted to the app role)."""
     rows = await conn.fetch("SELECT cards_tenants_with_pending_embeddings($1) AS id", embedder)
     return [row["id"] for row in rows]
+
+
+# A tenant's embedding lease (`search/leases.py`): a session-level advisory lock keyed by a
+# namespace of ours and a hash of the tenant. Two tenants whose hashes collide share a lease,
+# which only means one process embeds both.
+LEASE_NAMESPACE = 0x43415244  # "CARD"
+TRY_LEASE = "SELECT pg_try_advisory_lock($1::integer, hashtext($2::text))"
+END_LEASE = "SELECT pg_advisory_unlock($1::integer, hashtext($2::text))"
+
+
+async def try_lease(conn: Connection, *, tenant_id: UUID) -> bool:
+    held = await conn.fetchval(TRY_LEASE, LEASE_NAMESPACE, str(tenant_id))
+    return bool(held)
+
+
+async def end_lease(conn: Connection, *, tenant_id: UUID) -> None:
+    await conn.fetchval(END_LEASE, LEASE_NAMESPACE, str(tenant_id))
