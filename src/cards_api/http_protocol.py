@@ -12,8 +12,14 @@ before the application is called, so no middleware can stop them. This subclass 
   cost at most the cap plus one read of buffer.
 
 The body's own deadline is kept by `middleware.py`, which reads the whole body before a route
-runs. Workers are separate processes that import this class by name, so the timeout is read from
-the environment (the same `Settings`) rather than passed in.
+runs; a request whose body has all arrived is marked in its scope (`BODY_RECEIVED`), and the
+middleware needs no deadline for it. Workers are separate processes that import this class by
+name, so the timeout is read from the environment (the same `Settings`) rather than passed in.
+
+Most requests arrive whole in one read. A timer armed and disarmed for each of them (the header
+deadline here, the body's in the middleware) was a few percent of a small request's CPU, so a
+further request's header deadline is armed only when its header section is still incomplete at
+the end of a read, and the body's only when the body is (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from uvicorn.server import ServerState
 from cards_api.limits import MAX_HEADER_BYTES, MAX_HEADER_LINES
 from cards_api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from cards_api.settings import get_settings
+
+BODY_RECEIVED = "cards_api.body_received"
+"""Scope key: True once the request's whole body is in (read it without waiting)."""
 
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
 _SLUGS = {408: "request-timeout", 431: "headers-too-large"}
@@ -50,6 +59,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.read_timeout = get_settings().request_read_timeout
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._header_started = 0.0
         self._in_headers = True
         self._header_bytes = 0
         self._header_lines = 0
@@ -60,7 +70,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()
-        self._header_deadline = self.loop.call_later(self.read_timeout, self._header_timed_out)
+        deadline = self._header_started + self.read_timeout
+        self._header_deadline = self.loop.call_at(deadline, self._header_timed_out)
 
     def _disarm_header_deadline(self) -> None:
         if self._header_deadline is not None:
@@ -76,7 +87,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_deadline()
+        self._header_started = self.loop.time()
+        self._arm_header_deadline()  # now: a client may connect and send nothing
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_deadline()
@@ -106,13 +118,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_headers and self._header_bytes > MAX_HEADER_BYTES:
             # Still inside the header section, and already past its cap.
             self._refuse(431, f"the request header section exceeds {MAX_HEADER_BYTES} bytes")
+        elif self._in_headers and self._header_deadline is None and self._refusal is None:
+            self._arm_header_deadline()  # a further request's headers, not all here yet
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if not self._in_headers:  # a further request on a kept-alive connection
             self._in_headers = True
             self._header_bytes = 0
-            self._arm_header_deadline()
+            self._header_started = self.loop.time()  # its deadline: see `data_received`
         self._header_lines = 0
         self._header_size = 0
 
@@ -132,6 +146,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._disarm_header_deadline()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]
 
     def _count(self, size: int) -> None:
         self._header_size += size

@@ -129,6 +129,7 @@ UNMATCHED_ROUTE: Final = "unmatched"
 OTHER: Final = "other"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_WORKFLOW_TYPES: Final = 100
+MAX_REQUEST_SERIES: Final = 1_000
 MAX_WORKFLOW_TYPES_PER_TENANT: Final = 10
 _workflow_types: set[str] = set()
 _introduced_by: dict[UUID, int] = {}
@@ -155,11 +156,25 @@ def workflow_type_label(workflow_type: str, tenant_id: UUID) -> str:
     return OTHER
 
 
+_request_series: dict[tuple[str, str | None, int], tuple[Counter, Histogram]] = {}
+"""Each (method, route, status)'s two series, looked up once: `labels()` takes a lock and builds
+its key on every call, and this runs for every request. Bounded as the labels are."""
+
+
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
-    method = method_label(method)
-    route = route or UNMATCHED_ROUTE
-    REQUESTS.labels(method, route, str(status)).inc()
-    REQUEST_DURATION.labels(method, route).observe(seconds)
+    key = (method, route, status)
+    series = _request_series.get(key)
+    if series is None:
+        method_value, route_value = method_label(method), route or UNMATCHED_ROUTE
+        series = (
+            REQUESTS.labels(method_value, route_value, str(status)),
+            REQUEST_DURATION.labels(method_value, route_value),
+        )
+        if len(_request_series) < MAX_REQUEST_SERIES:
+            _request_series[key] = series
+    requests, duration = series
+    requests.inc()
+    duration.observe(seconds)
 
 
 def record_usage(

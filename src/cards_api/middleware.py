@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cards_api import metrics
 from cards_api.errors import PayloadTooLarge, RequestTimeout
+from cards_api.http_protocol import BODY_RECEIVED
 from cards_api.limits import MAX_BODY_BYTES
 from cards_api.problems import internal_error_response, problem_response
 from cards_api.tracing import choose_trace_id, current_trace_id
@@ -84,8 +85,11 @@ class RequestContextMiddleware:
                 await problem_response(_too_large())(scope, receive, send_with_trace)
                 return
             try:
-                async with asyncio.timeout(self.read_timeout):
+                if scope.get(BODY_RECEIVED):  # all here: nothing to wait for, no deadline to arm
                     body_receive = await _read_body(receive)
+                else:
+                    async with asyncio.timeout(self.read_timeout):
+                        body_receive = await _read_body(receive)
             except TimeoutError:
                 problem = RequestTimeout(
                     f"the request body did not arrive within {self.read_timeout:g} s",

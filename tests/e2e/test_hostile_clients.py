@@ -131,6 +131,31 @@ def test_headers_that_never_finish_get_a_408_and_are_closed(server: Server) -> N
         assert time.monotonic() - started < READ_TIMEOUT_S + 3
 
 
+def test_a_later_request_whose_headers_never_finish_gets_a_408(server: Server) -> None:
+    """On a kept-alive connection the next request's header deadline is armed only once its
+    headers are seen not to have arrived whole (`http_protocol.py`): it must still be armed."""
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(4096)
+        assert _status(first) == 200
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        sock.settimeout(READ_TIMEOUT_S + 5)
+        started = time.monotonic()
+        response = _read_all(sock)
+        assert _status(response) == 408
+        assert time.monotonic() - started < READ_TIMEOUT_S + 3
+
+
+def test_a_body_sent_with_its_headers_is_read_at_once(server: Server, database_url: str) -> None:
+    """The usual request, whole in one write, is answered (no deadline needed to read it)."""
+    tenant = issue_tenant_sync(database_url)
+    body = json.dumps({"card_types": ["company"]}).encode()
+    with _connect(server) as sock:
+        sock.sendall(_slow_retrieve_head(tenant, server, len(body)) + body)
+        response = sock.recv(65536)
+    assert _status(response) == 200
+
+
 def test_an_idle_connection_is_closed_after_the_read_timeout(server: Server) -> None:
     with _connect(server) as sock:
         sock.settimeout(READ_TIMEOUT_S + 5)
