@@ -4,19 +4,32 @@ R's nearest equivalent is getting 4 items by key from a tenant's namespace; B's 
 items; S's is `asearch` with a query over the search tenant's 2,000 documents in a store with a
 vector index using the same embedder (vector search only: the store has no lexical ranking). The
 store has no HTTP, no authentication and no row-level security.
+
+S's store is a database of its own on the same server, holding the search documents alone, its
+statistics gathered after seeding: in the shared store, once `ANALYZE` had seen the 50,000 items
+of R and the puts of B, LangGraph's search query took another plan and ran at 20 searches a
+second instead of 180 (measured 2026-12-02), so the peer's figure depended on whether
+autovacuum had got there yet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
-import statistics
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from bench.seed import CARDS_PER_TENANT, WORDS
 
 TASKS = 8
+WARM_UP_S = 1.0
+"""Each run opens its store anew: its connections, their prepared statements and the first
+queries are warmed this long first, untimed (the service's server is as warm)."""
+_runs = itertools.count()
 
 
 async def _seed(store: Any, tenants: int) -> None:
@@ -43,6 +56,7 @@ async def _run(store: Any, op: str, tenants: int, seconds: float) -> float:
     from langgraph.store.base import GetOp, PutOp
 
     value = {"title": "Bench insight", "content": {"text": "x" * 500}}
+    run = next(_runs)  # B's keys are new in every run: each put is an insert
     done = 0
     stop = time.monotonic() + seconds
 
@@ -58,7 +72,7 @@ async def _run(store: Any, op: str, tenants: int, seconds: float) -> float:
                 ]
             else:
                 n += 1
-                ops = [PutOp(namespace, f"new-{seed}-{n}-{k}", value) for k in range(4)]
+                ops = [PutOp(namespace, f"new-{run}-{seed}-{n}-{k}", value) for k in range(4)]
             await store.abatch(ops)
             done += 1
 
@@ -67,77 +81,109 @@ async def _run(store: Any, op: str, tenants: int, seconds: float) -> float:
     return done / (time.monotonic() - started)
 
 
-async def _measure(dsn: str, tenants: int, seconds: float, reps: int) -> dict[str, float]:
+def _store(dsn: str, index: dict[str, Any] | None = None) -> Any:
     from langgraph.store.postgres import AsyncPostgresStore
 
     pool = {"min_size": TASKS, "max_size": TASKS}
-    async with AsyncPostgresStore.from_conn_string(dsn, pool_config=pool) as store:  # type: ignore[arg-type]
-        await store.setup()
-        await _seed(store, tenants)
-        result = {}
-        for op in ("R", "B"):
-            runs = [await _run(store, op, tenants, seconds) for _ in range(reps)]
-            result[op] = statistics.median(runs)
-            listed = ", ".join(f"{r:,.0f}" for r in runs)
-            print(f"  peer {op}: {result[op]:,.0f} ops/s (runs: {listed})")
-        return result
+    return AsyncPostgresStore.from_conn_string(dsn, pool_config=pool, index=index)  # type: ignore[arg-type]
 
 
-def peer_ops(dsn: str, *, tenants: int, seconds: float, reps: int) -> dict[str, float]:
-    return asyncio.run(_measure(dsn, tenants, seconds, reps))
+SEARCH_DATABASE = "cards_peer_search"
 
 
-async def _measure_search(
-    dsn: str, documents: list[str], queries: list[str], seconds: float, reps: int
-) -> float:
-    from langgraph.store.postgres import AsyncPostgresStore
+def _database(dsn: str, name: str) -> str:
+    """`dsn` with another database name (the embedded server's URL names it in its path)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
-    from cards_api.search.embedder import LocalEmbedder
 
-    embedder = LocalEmbedder()
+class Peer:
+    """The peer's stores, seeded once; `run` measures one run of one operation (R, B or S), so
+    that the benchmark can drive the peer and the service in turn, run by run, and both see the
+    same machine (its speed drifts within a run: CPU steal came and went by the minute)."""
 
-    async def embed(texts: list[str]) -> list[list[float]]:
-        return await asyncio.to_thread(embedder.embed_now, texts)
+    def __init__(self, dsn: str, *, tenants: int, documents: list[str], queries: list[str]):
+        from cards_api.search.embedder import LocalEmbedder
 
-    pool = {"min_size": TASKS, "max_size": TASKS}
-    index = {"dims": embedder.dimension, "embed": embed, "fields": ["text"]}
-    async with AsyncPostgresStore.from_conn_string(dsn, pool_config=pool, index=index) as store:  # type: ignore[arg-type]
-        await store.setup()
+        self.dsn = dsn
+        self.search_dsn = _database(dsn, SEARCH_DATABASE)
+        self.tenants = tenants
+        self.documents = documents
+        self.queries = queries
+        self.embedder = LocalEmbedder()
+
+    def _index(self) -> dict[str, Any]:
+        embedder = self.embedder
+
+        async def embed(texts: list[str]) -> list[list[float]]:
+            return await asyncio.to_thread(embedder.embed_now, texts)
+
+        return {"dims": embedder.dimension, "embed": embed, "fields": ["text"]}
+
+    def seed(self) -> None:
+        asyncio.run(self._seed())
+
+    async def _seed(self) -> None:
         from langgraph.store.base import PutOp
 
-        for start in range(0, len(documents), 200):
-            await store.abatch(
-                [
-                    PutOp(("search",), f"doc-{start + k}", {"text": text})
-                    for k, text in enumerate(documents[start : start + 200])
-                ]
-            )
+        async with _store(self.dsn) as store:
+            await store.setup()
+            await _seed(store, self.tenants)
+        if not self.documents:
+            return
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {SEARCH_DATABASE}")
+            await conn.execute(f"CREATE DATABASE {SEARCH_DATABASE}")
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(self.search_dsn)
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        finally:
+            await conn.close()
+        async with _store(self.search_dsn, self._index()) as store:
+            await store.setup()
+            for start in range(0, len(self.documents), 200):
+                await store.abatch(
+                    [
+                        PutOp(("search",), f"doc-{start + k}", {"text": text})
+                        for k, text in enumerate(self.documents[start : start + 200])
+                    ]
+                )
+        conn = await asyncpg.connect(self.search_dsn)
+        try:
+            await conn.execute("ANALYZE")  # as autovacuum would have, in a store in use
+        finally:
+            await conn.close()
 
-        async def run() -> float:
-            done = 0
-            stop = time.monotonic() + seconds
+    def run(self, op: str, seconds: float) -> float:
+        """One run of `op`: operations a second over `seconds`, 8 tasks."""
+        return asyncio.run(self._run(op, seconds))
 
-            async def worker(seed: int) -> None:
-                nonlocal done
-                rng = random.Random(seed)
-                while time.monotonic() < stop:
-                    await store.asearch(("search",), query=rng.choice(queries), limit=10)
-                    done += 1
+    async def _run(self, op: str, seconds: float) -> float:
+        if op != "S":
+            async with _store(self.dsn) as store:
+                await _run(store, op, self.tenants, WARM_UP_S)
+                return await _run(store, op, self.tenants, seconds)
+        async with _store(self.search_dsn, self._index()) as store:
+            await self._search(store, WARM_UP_S)
+            return await self._search(store, seconds)
 
-            started = time.monotonic()
-            await asyncio.gather(*(worker(s) for s in range(TASKS)))
-            return done / (time.monotonic() - started)
+    async def _search(self, store: Any, seconds: float) -> float:
+        done = 0
+        stop = time.monotonic() + seconds
 
-        runs = [await run() for _ in range(reps)]
-        result = statistics.median(runs)
-        print(f"  peer S: {result:,.0f} ops/s (runs: {', '.join(f'{r:,.0f}' for r in runs)})")
-        return result
+        async def worker(seed: int) -> None:
+            nonlocal done
+            rng = random.Random(seed)
+            while time.monotonic() < stop:
+                await store.asearch(("search",), query=rng.choice(self.queries), limit=10)
+                done += 1
 
-
-def peer_search(
-    dsn: str, *, documents: list[str], queries: list[str], seconds: float, reps: int
-) -> float:
-    return asyncio.run(_measure_search(dsn, documents, queries, seconds, reps))
+        started = time.monotonic()
+        await asyncio.gather(*(worker(s) for s in range(TASKS)))
+        return done / (time.monotonic() - started)
 
 
 def versions() -> dict[str, str]:
