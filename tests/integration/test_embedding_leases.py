@@ -132,10 +132,18 @@ async def test_without_a_lease_connection_a_worker_still_embeds(
     marker = f"unleased-{uuid.uuid4().hex}"
     await _backlog(client, owner_pool, tenant, marker)
 
+    attempts = 0
+
     async def refused() -> asyncpg.Connection:
+        nonlocal attempts
+        attempts += 1
         raise ConnectionRefusedError("no lease connection")
 
-    worker = EmbeddingWorker(pool, app.state.embedder, leases=TenantLeases(refused))
+    leases = TenantLeases(refused)
+    worker = EmbeddingWorker(pool, app.state.embedder, leases=leases)
     worker.kick(tenant.id)
     await worker.run_pass()
     assert await count_pending(pool, app.state.embedder, [tenant.id]) == 0
+    async with leases.hold(uuid.uuid4()) as ours:  # the next tenant: no new attempt yet
+        assert ours
+    assert attempts == 1

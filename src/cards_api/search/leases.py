@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 from uuid import UUID
@@ -34,6 +35,9 @@ log = structlog.get_logger("cards_api.embedding_leases")
 
 WAIT_POLL_S: Final = 0.2
 """How often `hold(wait=True)` asks again for a lease another process holds."""
+RECONNECT_S: Final = 30.0
+"""After a failed connection attempt, how long the leases are done without before the next one
+(not once per tenant of a pass, nor a warning each time)."""
 
 _LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -44,15 +48,21 @@ class TenantLeases:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
         self._connect = connect
         self._conn: asyncpg.Connection | None = None
+        self._reconnect_at = 0.0
 
     async def _connection(self) -> asyncpg.Connection | None:
         if self._conn is not None and not self._conn.is_closed():
             return self._conn
+        self._conn = None
+        if time.monotonic() < self._reconnect_at:
+            return None
         try:
             self._conn = await self._connect()
         except _LOST as exc:
-            log.warning("embedding_leases_unavailable", error=type(exc).__name__)
-            self._conn = None
+            log.warning(
+                "embedding_leases_unavailable", error=type(exc).__name__, retry_in_s=RECONNECT_S
+            )
+            self._reconnect_at = time.monotonic() + RECONNECT_S
         return self._conn
 
     def _drop(self) -> None:
