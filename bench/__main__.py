@@ -65,7 +65,7 @@ def embedding_cost(
 
 def paired_saturation(
     server: http.ApiServer, op: str, data: Path, the_peer: peer.Peer, seconds: float, reps: int
-) -> tuple[float, float, float]:
+) -> dict[str, list[float]]:
     """The service's saturation at 8 and 32 connections and the peer's rate, medians of `reps`
     rounds of one run each, in turn: the machine's speed drifts by the minute (CPU steal), and a
     peer measured minutes before the service made a ratio of two machines (S's ratio to the
@@ -80,7 +80,7 @@ def paired_saturation(
     for label, runs in (("http @8", at8), ("http @32", at32), ("peer", peers)):
         listed = ", ".join(f"{r:,.0f}" for r in runs)
         print(f"  {op} {label}: {statistics.median(runs):,.0f} /s (runs, in turn: {listed})")
-    return statistics.median(at8), statistics.median(at32), statistics.median(peers)
+    return {"peer": peers, "http_8": at8, "http_32": at32}
 
 
 def main() -> None:
@@ -131,8 +131,12 @@ def main() -> None:
         for op in ops:
             source = search_data if op in ("S", "C") else data
             peer_ops = None
+            rounds: dict[str, list[float]] | None = None
             if op in PEER_OPS:
-                at8, at32, peer_ops = paired_saturation(server, op, source, the_peer, seconds, reps)
+                rounds = paired_saturation(server, op, source, the_peer, seconds, reps)
+                at8, at32, peer_ops = (
+                    statistics.median(rounds[k]) for k in ("http_8", "http_32", "peer")
+                )
             else:
                 at8 = http.saturation(
                     server.url, op, source, connections=8, seconds=seconds, reps=reps
@@ -168,9 +172,10 @@ def main() -> None:
             if op in db:
                 results[op]["db_limit_tps"] = db[op]
                 results[op]["ratio_to_db"] = best / db[op]
-            if peer_ops is not None:
+            if peer_ops is not None and rounds is not None:
                 results[op]["peer_ops"] = peer_ops
                 results[op]["ratio_to_peer"] = best / peer_ops
+                results[op]["rounds_in_turn"] = rounds
         if "B" in results:
             results["B"].update(
                 embedding_cost(server, database.dsn, data, args.workers, workdir, seconds, reps)

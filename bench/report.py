@@ -142,6 +142,22 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{b['http_rps_without_embeddings']:,.0f} req/s = {ratio:.2f} "
             f"(≥ {EMBEDDING_COST_MIN}) {_check(ratio >= EMBEDDING_COST_MIN)}",
         ]
+    paired = {
+        op: r["rounds_in_turn"] for op, r in doc["operations"].items() if "rounds_in_turn" in r
+    }
+    if paired:
+        lines += [
+            "",
+            "Against the peer, round by round (the peer's run, then the service's at 8 and "
+            "at 32 connections; ops/s):",
+            "",
+        ]
+        for op, rounds in paired.items():
+            listed = ", ".join(
+                " / ".join(f"{rounds[k][i]:,.0f}" for k in ("peer", "http_8", "http_32"))
+                for i in range(len(rounds["peer"]))
+            )
+            lines.append(f"- {op}: {listed}")
     lines += ["", "Seconds of the open-loop runs whose p99 exceeded the target, by cause:", ""]
     for op, r in doc["operations"].items():
         causes = Counter(row["cause"] for run in r["timelines"] for row in run if row["cause"])
