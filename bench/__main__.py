@@ -130,12 +130,12 @@ def main() -> None:
     try:
         for op in ops:
             source = search_data if op in ("S", "C") else data
-            peer_ops = None
-            rounds: dict[str, list[float]] | None = None
+            rounds = None
             if op in PEER_OPS:
                 rounds = paired_saturation(server, op, source, the_peer, seconds, reps)
-                at8, at32, peer_ops = (
-                    statistics.median(rounds[k]) for k in ("http_8", "http_32", "peer")
+                at8, at32 = (
+                    statistics.median(rounds["http_8"]),
+                    statistics.median(rounds["http_32"]),
                 )
             else:
                 at8 = http.saturation(
@@ -172,7 +172,8 @@ def main() -> None:
             if op in db:
                 results[op]["db_limit_tps"] = db[op]
                 results[op]["ratio_to_db"] = best / db[op]
-            if peer_ops is not None and rounds is not None:
+            if rounds is not None:
+                peer_ops = statistics.median(rounds["peer"])
                 results[op]["peer_ops"] = peer_ops
                 results[op]["ratio_to_peer"] = best / peer_ops
                 results[op]["rounds_in_turn"] = rounds

@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,33 +53,53 @@ async def _seed(store: Any, tenants: int) -> None:
         )
 
 
+Step = Callable[[random.Random, str], Awaitable[None]]
+"""One operation of a task: its random source and a key prefix unique to the task's call."""
+
+
+async def _rate(step: Step, seconds: float) -> float:
+    """Operations a second of TASKS concurrent tasks repeating `step` for `seconds`."""
+    run = next(_runs)
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def task(seed: int) -> None:
+        nonlocal done
+        rng = random.Random(seed)
+        while time.monotonic() < stop:
+            await step(rng, f"{run}-{seed}-{done}")
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(task(s) for s in range(TASKS)))
+    return done / (time.monotonic() - started)
+
+
 async def _run(store: Any, op: str, tenants: int, seconds: float) -> float:
     from langgraph.store.base import GetOp, PutOp
 
     value = {"title": "Bench insight", "content": {"text": "x" * 500}}
-    run = next(_runs)  # B's keys are new in every run: each put is an insert
-    done = 0
-    stop = time.monotonic() + seconds
 
-    async def worker(seed: int) -> None:
-        nonlocal done
-        rng = random.Random(seed)
-        n = 0
-        while time.monotonic() < stop:
-            namespace = ("tenants", str(rng.randint(1, tenants)))
-            if op == "R":
-                ops: list[Any] = [
-                    GetOp(namespace, f"card-{rng.randint(1, CARDS_PER_TENANT)}") for _ in range(4)
-                ]
-            else:
-                n += 1
-                ops = [PutOp(namespace, f"new-{run}-{seed}-{n}-{k}", value) for k in range(4)]
-            await store.abatch(ops)
-            done += 1
+    async def step(rng: random.Random, unique: str) -> None:
+        namespace = ("tenants", str(rng.randint(1, tenants)))
+        if op == "R":
+            ops: list[Any] = [
+                GetOp(namespace, f"card-{rng.randint(1, CARDS_PER_TENANT)}") for _ in range(4)
+            ]
+        else:  # B's keys are new in every call: each put is an insert
+            ops = [PutOp(namespace, f"new-{unique}-{k}", value) for k in range(4)]
+        await store.abatch(ops)
 
-    started = time.monotonic()
-    await asyncio.gather(*(worker(s) for s in range(TASKS)))
-    return done / (time.monotonic() - started)
+    return await _rate(step, seconds)
+
+
+async def _execute(dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 def _store(dsn: str, index: dict[str, Any] | None = None) -> Any:
@@ -131,17 +152,12 @@ class Peer:
             await _seed(store, self.tenants)
         if not self.documents:
             return
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {SEARCH_DATABASE}")
-            await conn.execute(f"CREATE DATABASE {SEARCH_DATABASE}")
-        finally:
-            await conn.close()
-        conn = await asyncpg.connect(self.search_dsn)
-        try:
-            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        finally:
-            await conn.close()
+        await _execute(
+            self.dsn,
+            f"DROP DATABASE IF EXISTS {SEARCH_DATABASE}",
+            f"CREATE DATABASE {SEARCH_DATABASE}",
+        )
+        await _execute(self.search_dsn, "CREATE EXTENSION IF NOT EXISTS vector")
         async with _store(self.search_dsn, self._index()) as store:
             await store.setup()
             for start in range(0, len(self.documents), 200):
@@ -151,11 +167,7 @@ class Peer:
                         for k, text in enumerate(self.documents[start : start + 200])
                     ]
                 )
-        conn = await asyncpg.connect(self.search_dsn)
-        try:
-            await conn.execute("ANALYZE")  # as autovacuum would have, in a store in use
-        finally:
-            await conn.close()
+        await _execute(self.search_dsn, "ANALYZE")  # as autovacuum would have, in a store in use
 
     def run(self, op: str, seconds: float) -> float:
         """One run of `op`: operations a second over `seconds`, 8 tasks."""
@@ -171,19 +183,10 @@ class Peer:
             return await self._search(store, seconds)
 
     async def _search(self, store: Any, seconds: float) -> float:
-        done = 0
-        stop = time.monotonic() + seconds
+        async def step(rng: random.Random, _: str) -> None:
+            await store.asearch(("search",), query=rng.choice(self.queries), limit=10)
 
-        async def worker(seed: int) -> None:
-            nonlocal done
-            rng = random.Random(seed)
-            while time.monotonic() < stop:
-                await store.asearch(("search",), query=rng.choice(self.queries), limit=10)
-                done += 1
-
-        started = time.monotonic()
-        await asyncio.gather(*(worker(s) for s in range(TASKS)))
-        return done / (time.monotonic() - started)
+        return await _rate(step, seconds)
 
 
 def versions() -> dict[str, str]:

@@ -129,7 +129,6 @@ UNMATCHED_ROUTE: Final = "unmatched"
 OTHER: Final = "other"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_WORKFLOW_TYPES: Final = 100
-MAX_REQUEST_SERIES: Final = 1_000
 MAX_WORKFLOW_TYPES_PER_TENANT: Final = 10
 _workflow_types: set[str] = set()
 _introduced_by: dict[UUID, int] = {}
@@ -156,6 +155,7 @@ def workflow_type_label(workflow_type: str, tenant_id: UUID) -> str:
     return OTHER
 
 
+MAX_REQUEST_SERIES: Final = 1_000
 _request_series: dict[tuple[str, str | None, int], tuple[Counter, Histogram]] = {}
 """Each (method, route, status)'s two series, looked up once: `labels()` takes a lock and builds
 its key on every call, and this runs for every request. Bounded as the labels are."""

@@ -181,12 +181,13 @@ class EmbeddingWorker:
 
     async def _embed_leased(self, tenant_id: UUID) -> int | None:
         """The tenant's pending cards embedded, or None when another process holds its lease."""
-        if self.leases is None:
-            return await embed_tenant(self.pool, self.embedder, tenant_id)
-        async with self.leases.hold(tenant_id) as ours:
-            if not ours:
-                return None
-            return await embed_tenant(self.pool, self.embedder, tenant_id)
+        lease = (
+            self.leases.hold(tenant_id)
+            if self.leases
+            else contextlib.nullcontext(enter_result=True)
+        )
+        async with lease as ours:
+            return await embed_tenant(self.pool, self.embedder, tenant_id) if ours else None
 
     async def run_forever(self) -> None:
         while True:
