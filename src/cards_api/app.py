@@ -27,6 +27,7 @@ from cards_api.problems import install_error_handlers
 from cards_api.ratelimit import RateLimiter
 from cards_api.search import tokenizer
 from cards_api.search.embedder import load_embedder
+from cards_api.search.indexes import SearchIndexes
 from cards_api.search.leases import TenantLeases
 from cards_api.search.worker import EmbeddingWorker
 from cards_api.settings import AuthMode, Settings, get_settings
@@ -109,6 +110,9 @@ def create_app(settings: Settings | None = None) -> CardsApi:
         pool = await create_pool(dsn, settings)
         app.state.pool = pool
         app.state.embedder = embedder
+        app.state.search_indexes = indexes = SearchIndexes(
+            pool, max_cards=settings.search_index_cards
+        )
         leases = TenantLeases(lambda: connect_leases(dsn, settings))
         app.state.embedding_worker = worker = EmbeddingWorker(pool, embedder, leases=leases)
         async with pool.acquire() as conn:
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None) -> CardsApi:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await indexes.close()
             await leases.close()
             try:
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)

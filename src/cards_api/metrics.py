@@ -106,6 +106,18 @@ CONTEXT_TOKENS = Histogram(
     "Tokens in each assembled context (POST /api/v1/context).",
     buckets=(50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000),
 )
+SEARCHES_RANKED = Counter(
+    "cards_search_ranked_total",
+    "Searches (retrieve with a query, contexts) by where they were ranked: `index`, the "
+    "process's current copy of the tenant's cards, or `sql`, PostgreSQL (no current copy yet).",
+    ["by"],
+)
+_RANKED_BY = {by: SEARCHES_RANKED.labels(by) for by in ("index", "sql")}
+SEARCH_INDEX_CARDS = Gauge(
+    "cards_search_index_cards",
+    "Cards held in the processes' in-memory search indexes (CARDS_SEARCH_INDEX_CARDS each).",
+    multiprocess_mode="livesum",
+)
 CLIENT_DISCONNECTS = Counter(
     "cards_api_client_disconnects_total",
     "Requests abandoned by their client before the request body was complete (not answered).",
@@ -206,6 +218,14 @@ def set_pending_embeddings(count: int) -> None:
 
 def record_context(tokens: int) -> None:
     CONTEXT_TOKENS.observe(tokens)
+
+
+def record_search_ranked(*, in_process: bool) -> None:
+    _RANKED_BY["index" if in_process else "sql"].inc()
+
+
+def set_search_index_cards(count: int) -> None:
+    SEARCH_INDEX_CARDS.set(count)
 
 
 def observe_stalls(*, loop_lag_s: float, gc_pause_s: float) -> None:

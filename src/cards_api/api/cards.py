@@ -118,7 +118,11 @@ async def retrieve_cards(request: Request, principal: CardsRead) -> Response:
         plan = await search.plan(request.app.state.embedder, body.query, body.mode)
     async with tenant_session(request, principal) as session:
         rows, missing = await cards.retrieve(
-            session.conn, tenant_id=session.tenant_id, request=body, plan=plan
+            session.conn,
+            tenant_id=session.tenant_id,
+            request=body,
+            plan=plan,
+            indexes=request.app.state.search_indexes,
         )
     item = render.scored_card if plan is not None else render.card
     return json_response({"cards": [item(row) for row in rows], "missing_ids": missing})

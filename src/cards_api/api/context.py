@@ -58,6 +58,7 @@ async def build_context(request: Request, principal: CardsRead) -> Response:
             tenant_id=session.tenant_id,
             request=body,
             ttl_seconds=state.settings.context_ttl,
+            indexes=state.search_indexes,
         )
 
         def count() -> None:

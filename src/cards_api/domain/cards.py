@@ -29,6 +29,7 @@ from cards_api.pagination import (
     page_of,
     time_id_cursor,
 )
+from cards_api.search.indexes import SearchIndexes
 
 
 def card_not_found(card_id: UUID) -> NotFound:
@@ -96,7 +97,12 @@ async def create_batch(
 
 
 async def retrieve(
-    conn: Connection, *, tenant_id: UUID, request: RetrieveRequest, plan: Plan | None
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    request: RetrieveRequest,
+    plan: Plan | None,
+    indexes: SearchIndexes | None = None,
 ) -> tuple[list[asyncpg.Record], list[UUID]]:
     """Cards for a workflow; with `card_ids`, in the order asked plus the ids not found. With a
     query (`plan`), ranked best first, each row carrying its `score`."""
@@ -110,6 +116,7 @@ async def retrieve(
             tenant_id=tenant_id,
             filters=Filters(ids=wanted, card_types=card_types, tags=request.tags),
             limit=limit,
+            indexes=indexes,
         )
     else:
         rows = await cards_q.find_cards(

@@ -30,6 +30,7 @@ from cards_api.domain.render import readable
 from cards_api.domain.schemas import ContextFormat, ContextRequest
 from cards_api.errors import NotFound
 from cards_api.search import tokenizer
+from cards_api.search.indexes import SearchIndexes
 
 SEPARATOR = "\n\n"
 JOIN_TOKENS = 1
@@ -160,7 +161,12 @@ class Assembled:
 
 
 async def _candidates(
-    conn: Connection, plan: search.Plan, *, tenant_id: UUID, request: ContextRequest
+    conn: Connection,
+    plan: search.Plan,
+    *,
+    tenant_id: UUID,
+    request: ContextRequest,
+    indexes: SearchIndexes | None,
 ) -> tuple[list[Candidate], list[Candidate], list[dict[str, Any]]]:
     """The included cards (in order), the ranked rest, and the included ids not found."""
     include = list(dict.fromkeys(request.include or []))
@@ -184,6 +190,7 @@ async def _candidates(
         ),
         limit=limits.CONTEXT_CANDIDATES + len(include),
         prompt=True,
+        indexes=indexes,
     )
     chosen = set(include)
     rest = [Candidate(row, float(row["score"])) for row in ranked if row["id"] not in chosen]
@@ -197,9 +204,12 @@ async def assemble(
     tenant_id: UUID,
     request: ContextRequest,
     ttl_seconds: int,
+    indexes: SearchIndexes | None = None,
 ) -> Assembled:
     """Pack, record (and count usage when a workflow is named), in the caller's transaction."""
-    included, ranked, missing = await _candidates(conn, plan, tenant_id=tenant_id, request=request)
+    included, ranked, missing = await _candidates(
+        conn, plan, tenant_id=tenant_id, request=request, indexes=indexes
+    )
     packing = Packing(
         budget=request.token_budget,
         fmt=request.format,

@@ -1,7 +1,9 @@
 """Finding cards by a free-text query: full text, by meaning, or both fused.
 
 The query is embedded before the request's transaction begins (`plan`), so no database
-connection waits on the embedder; ranking (`rank`) is then one statement.
+connection waits on the embedder. Ranking (`rank`) is done in the process from the tenant's
+search index when one is loaded and current (`search/indexes.py`), and otherwise by one
+statement computing the same ranking in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from cards_api import metrics
 from cards_api.db.queries import search as search_q
 from cards_api.db.queries.search import Filters
 from cards_api.db.types import Connection
 from cards_api.domain.schemas import SearchMode
 from cards_api.errors import ServiceUnavailable
 from cards_api.search.embedder import Embedder, EmbedderUnavailable, Vector
+from cards_api.search.index import EMPTY, Ranking
+from cards_api.search.indexes import SearchIndexes
 from cards_api.search.text import any_word_query, words
 
 log = structlog.get_logger("cards_api.search")
@@ -65,6 +70,7 @@ async def rank(
     filters: Filters,
     limit: int,
     prompt: bool = False,
+    indexes: SearchIndexes | None = None,
 ) -> list[asyncpg.Record]:
     """Live cards matching the filters, best first, each with its `score` (higher is better);
     with `prompt`, only the columns a prompt is built from (`search_q.PROMPT_COLUMNS`).
@@ -74,6 +80,13 @@ async def rank(
     """
     if plan.tsquery is None:
         return []
+    if indexes is not None:
+        rows = await _rank_in_process(
+            conn, plan, indexes, tenant_id=tenant_id, filters=filters, limit=limit, prompt=prompt
+        )
+        metrics.record_search_ranked(in_process=rows is not None)
+        if rows is not None:
+            return rows
     if plan.mode is SearchMode.TEXT or plan.vector is None:
         return await search_q.rank_text(
             conn,
@@ -106,4 +119,38 @@ async def rank(
         limit=limit,
         filters=filters,
         prompt=prompt,
+    )
+
+
+async def _rank_in_process(
+    conn: Connection,
+    plan: Plan,
+    indexes: SearchIndexes,
+    *,
+    tenant_id: UUID,
+    filters: Filters,
+    limit: int,
+    prompt: bool,
+) -> list[asyncpg.Record] | None:
+    """`rank` from the tenant's index; None when there is none current (or the query holds a
+    word PostgreSQL would match as a phrase), and the SQL ranking answers instead."""
+    index = indexes.current(tenant_id, plan.embedder)
+    if index is None:
+        return None
+    lexemes = await indexes.lexemes(conn, plan.words.split())
+    if lexemes is None:
+        return None
+    ranking: Ranking = EMPTY
+    if lexemes:  # only stop words: nothing to rank by, in any mode
+        mask = index.mask(filters)
+        if plan.mode is SearchMode.TEXT or plan.vector is None:
+            ranking = index.text(lexemes, mask, limit)
+        elif plan.mode is SearchMode.SEMANTIC:
+            ranking = index.semantic(plan.vector, mask, limit)
+        else:
+            ranking = index.hybrid(
+                lexemes, plan.vector, mask, depth=max(HYBRID_DEPTH, limit), limit=limit
+            )
+    return await indexes.fetch(
+        conn, index, ranking, tenant_id=tenant_id, embedder=plan.embedder, prompt=prompt
     )

@@ -13,12 +13,15 @@ SET_TENANT = "SELECT set_config('cards.tenant_id', $1::text, true)"
 # BEGIN and the tenant in one round trip (the simple-query protocol takes several statements in
 # one message but no parameters). The tenant is spliced in as text, which is safe only because
 # it is the canonical form of a parsed `uuid.UUID`: hex digits and dashes, nothing else.
-_BEGIN_FOR_TENANT = "BEGIN; SELECT set_config('cards.tenant_id', '{tenant}', true)"
+_BEGIN_FOR_TENANT = "BEGIN{mode}; SELECT set_config('cards.tenant_id', '{tenant}', true)"
 
 
-async def begin_for_tenant(conn: Connection, *, tenant_id: UUID) -> None:
+async def begin_for_tenant(conn: Connection, *, tenant_id: UUID, snapshot: bool = False) -> None:
+    """With `snapshot`, a read-only transaction whose statements all see one snapshot
+    (REPEATABLE READ): what a search index is loaded in, with the generation it is loaded at."""
     assert isinstance(tenant_id, UUID)
-    await conn.execute(_BEGIN_FOR_TENANT.format(tenant=tenant_id))
+    mode = " ISOLATION LEVEL REPEATABLE READ READ ONLY" if snapshot else ""
+    await conn.execute(_BEGIN_FOR_TENANT.format(mode=mode, tenant=tenant_id))
 
 
 async def commit(conn: Connection) -> None:

@@ -1,0 +1,186 @@
+"""The search indexes one API process holds: which tenants', how many cards in all, when each
+is loaded again, and the rule that keeps a stale one from answering.
+
+A search uses a tenant's index only if the index is current: the statement that fetches the
+ranked cards returns them only while the tenant's generation is the one the index was loaded at
+(`db/queries/search_index.py`). Otherwise, and whenever no index is loaded yet, the search runs
+as SQL (`db/queries/search.py`, the same ranking) and a load is queued: in the background, on a
+pool connection, one load at a time per process, and for one tenant no sooner than ten times
+its last load's duration after it (at least a second), so a tenant being written to all the
+time is searched by SQL rather than reloaded on every request. Indexes are dropped least
+recently used first to keep the process under `max_cards` cards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from cards_api import metrics
+from cards_api.db.queries import search_index as search_index_q
+from cards_api.db.queries.tenancy import abandon, begin_for_tenant, commit
+from cards_api.db.types import Connection
+from cards_api.search.index import Ranking, TenantIndex
+
+log = structlog.get_logger("cards_api.search_index")
+
+MIN_RELOAD_SECONDS = 1.0
+RELOAD_COST_FACTOR = 10.0
+"""A tenant's index is loaded again no sooner than this many times its last load's duration:
+loads take at most ~10% of a process's time, however often the tenant is written to."""
+MAX_WORDS = 100_000
+"""Words whose lexemes are remembered (a query's words are looked up in PostgreSQL once)."""
+
+Key = tuple[UUID, str]
+
+
+class SearchIndexes:
+    def __init__(self, pool: asyncpg.Pool, *, max_cards: int) -> None:
+        self._pool = pool
+        self.max_cards = max_cards
+        self._indexes: OrderedDict[Key, TenantIndex] = OrderedDict()
+        self._cards = 0
+        self._not_before: dict[Key, float] = {}
+        self._queue: OrderedDict[Key, None] = OrderedDict()
+        self._loader: asyncio.Task[None] | None = None
+        self._words: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def cards(self) -> int:
+        """Cards held in all indexes."""
+        return self._cards
+
+    def current(self, tenant_id: UUID, embedder: str) -> TenantIndex | None:
+        """The tenant's index if one is loaded (it may have gone stale since); else a load is
+        queued and None returned."""
+        key = (tenant_id, embedder)
+        index = self._indexes.get(key)
+        if index is not None:
+            self._indexes.move_to_end(key)
+            return index
+        self._want(key)
+        return None
+
+    def stale(self, tenant_id: UUID, embedder: str, index: TenantIndex) -> None:
+        """`index` answered for an older generation: drop it and queue a load."""
+        key = (tenant_id, embedder)
+        if self._indexes.get(key) is index:
+            self._drop(key)
+        self._want(key)
+
+    async def lexemes(self, conn: Connection, words: Sequence[str]) -> list[str] | None:
+        """The query's lexemes, as `to_tsvector('english', …)` makes them; None when a word is
+        several lexemes (PostgreSQL matches those as a phrase, which only SQL does here)."""
+        missing = [word for word in dict.fromkeys(words) if word not in self._words]
+        if missing:
+            found = await search_index_q.lexemes(conn, missing)
+            if len(self._words) + len(found) > MAX_WORDS:
+                self._words.clear()
+            self._words.update((word, tuple(lexemes)) for word, lexemes in found.items())
+        result: list[str] = []
+        for word in words:
+            lexemes = self._words.get(word, ())
+            if len(lexemes) > 1:
+                return None
+            result.extend(lexemes)
+        return result
+
+    async def fetch(
+        self,
+        conn: Connection,
+        index: TenantIndex,
+        ranking: Ranking,
+        *,
+        tenant_id: UUID,
+        embedder: str,
+        prompt: bool,
+    ) -> list[asyncpg.Record] | None:
+        """The ranked cards as the SQL ranking returns them; None (and the index dropped) when
+        the index turns out stale."""
+        ids, scores = index.cards(ranking)
+        rows = await search_index_q.fetch_ranked(
+            conn,
+            tenant_id=tenant_id,
+            ids=ids,
+            scores=scores,
+            generation=index.generation,
+            prompt=prompt,
+        )
+        if rows is None:
+            self.stale(tenant_id, embedder, index)
+        return rows
+
+    def _want(self, key: Key) -> None:
+        if self.max_cards <= 0 or key in self._queue:
+            return
+        if time.monotonic() < self._not_before.get(key, 0.0):
+            return
+        self._queue[key] = None
+        if self._loader is None or self._loader.done():
+            self._loader = asyncio.create_task(self._load_queued())
+
+    async def _load_queued(self) -> None:
+        while self._queue:
+            key = next(iter(self._queue))
+            started = time.monotonic()
+            try:
+                await self._load(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the search goes on by SQL; the next one asks again
+                log.warning("search_index_load_failed", tenant_id=str(key[0]), error=str(exc))
+            finally:
+                self._queue.pop(key, None)
+                took = time.monotonic() - started
+                self._not_before[key] = time.monotonic() + max(
+                    MIN_RELOAD_SECONDS, RELOAD_COST_FACTOR * took
+                )
+
+    async def _load(self, key: Key) -> None:
+        tenant_id, embedder = key
+        async with self._pool.acquire() as conn:
+            try:
+                await begin_for_tenant(conn, tenant_id=tenant_id, snapshot=True)
+                generation = await search_index_q.generation(conn, tenant_id=tenant_id)
+                rows = await search_index_q.load(conn, tenant_id=tenant_id, embedder=embedder)
+                await commit(conn)
+            except BaseException:
+                await abandon(conn)
+                raise
+        if len(rows) > self.max_cards:
+            return  # larger than the whole budget: this tenant is searched by SQL
+        # Building is NumPy and Python over every card: off the event loop.
+        index = await asyncio.to_thread(TenantIndex, rows, generation=generation)
+        self._drop(key)
+        self._indexes[key] = index
+        self._cards += index.size
+        while self._cards > self.max_cards:
+            self._drop(next(iter(self._indexes)))
+        metrics.set_search_index_cards(self._cards)
+
+    def _drop(self, key: Key) -> None:
+        index = self._indexes.pop(key, None)
+        if index is not None:
+            self._cards -= index.size
+            metrics.set_search_index_cards(self._cards)
+
+    async def load_now(self, tenant_id: UUID, embedder: str) -> TenantIndex | None:
+        """Load the tenant's index now, whatever its schedule (a warm-up; tests); None when the
+        tenant is larger than the budget or indexes are off."""
+        if self.max_cards <= 0:
+            return None
+        await self._load((tenant_id, embedder))
+        return self._indexes.get((tenant_id, embedder))
+
+    async def close(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loader
