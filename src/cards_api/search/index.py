@@ -103,6 +103,12 @@ class TenantIndex:
             self.current[i] = row["embedded_version"] == row["version"]
         squares = self.vectors * self.vectors
         self._norms = squares.sum(axis=1, dtype=np.float32).astype(np.float64)
+        self._current_rows = np.flatnonzero(self.current)
+        self._zero_norm = self._norms == 0
+        with np.errstate(divide="ignore"):
+            self._inverse_norms = np.where(self._zero_norm, 0.0, 1.0 / np.sqrt(self._norms)).astype(
+                np.float32
+            )
 
     @property
     def dimension(self) -> int:
@@ -163,23 +169,36 @@ class TenantIndex:
 
     def nearest(self, probe: Vector, mask: Mask | None, depth: int) -> Ranking:
         """The `depth` filtered cards nearest to `probe` by cosine distance, with the distance,
-        nearest first (only cards whose vector is of their current version)."""
+        nearest first (only cards whose vector is of their current version).
+
+        Candidates are picked by dot product over each card's norm (one pass over the matrix,
+        little else over all cards); then pgvector's exact distance is computed for the
+        candidates alone, with every card within rounding of the last one kept, so the pick
+        changes nothing but the cost (~300 of ~600 µs for 2,000 cards)."""
         if self.dimension == 0 or self.dimension != len(probe):
             return EMPTY
+        rows = self._current_rows if mask is None else np.flatnonzero(self.current & mask)
+        # The whole matrix at once, then the eligible rows (gathering them first cost more than
+        # the product). `einsum`, not BLAS: BLAS sums a row in an order that depends on where
+        # the row sits, so identical cards got distances a few 1e-8 apart and their ties were
+        # broken by position rather than by id as PostgreSQL does.
+        dots = np.einsum("ij,j->i", self.vectors, probe)[rows]
+        if len(rows) > depth:
+            closeness = dots * self._inverse_norms[rows]
+            cut = -np.partition(-closeness, depth - 1)[depth - 1]
+            # Closeness is similarity times |probe|; single-precision sums err by ~1e-7 of it.
+            slack = 1e-5 * (abs(float(cut)) + float(np.sqrt(np.dot(probe, probe))))
+            picked = np.flatnonzero((closeness >= cut - slack) | self._zero_norm[rows])
+            rows, dots = rows[picked], dots[picked]
         # pgvector: 1 - dot / sqrt(|a|² |b|²), sums in single precision, clamped to [-1, 1].
-        dots = (self.vectors @ probe).astype(np.float64)
-        probe_norm = float(np.dot(probe, probe))
         with np.errstate(divide="ignore", invalid="ignore"):
-            similarity = dots / np.sqrt(self._norms * probe_norm)
+            similarity = dots.astype(np.float64) / np.sqrt(
+                self._norms[rows] * float(np.dot(probe, probe))
+            )
         distance = 1.0 - np.clip(similarity, -1.0, 1.0)
-        eligible = self.current if mask is None else self.current & mask
-        # PostgreSQL orders NaN (a zero vector's distance) after every number; a card that is
-        # not eligible is never picked.
-        key = np.where(np.isnan(distance), np.finfo(np.float64).max, distance)
-        key[~eligible] = np.inf
-        rows = np.flatnonzero(eligible)
-        order = _smallest(key[rows], rows, depth)
-        return rows[order], distance[rows[order]]
+        # PostgreSQL orders NaN (a zero vector's distance) after every number.
+        order = _smallest(np.nan_to_num(distance, nan=np.inf), rows, depth)
+        return rows[order], distance[order]
 
     def semantic(self, vector: Sequence[float], mask: Mask | None, limit: int) -> Ranking:
         rows, distance = self.nearest(np.asarray(vector, dtype=np.float32), mask, limit)
@@ -206,7 +225,7 @@ class TenantIndex:
         fused = np.zeros(self.size)
         for ranked in (lexical, semantic):
             fused[ranked] += 1.0 / (RRF_K + np.arange(1, len(ranked) + 1, dtype=np.float64))
-        rows = np.union1d(lexical, semantic)
+        rows = np.flatnonzero(fused)
         scores = fused[rows]
         order = _smallest(-scores, rows, limit)
         return rows[order], scores[order]
