@@ -34,9 +34,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def settings(database_url: str) -> Settings:
     # The rate limit has tests of its own; elsewhere bursts of test requests must not trip it.
     # So has the limit on failed authentications per client address (every in-process test
-    # request comes from the same address).
+    # request comes from the same address). Test tenants are small: their searches are ranked
+    # from the in-process index as a large tenant's would be (its size limits are tested apart).
     return Settings(
-        database_url=database_url, log_level="WARNING", rate_limit=0, auth_failure_rate=0
+        database_url=database_url,
+        log_level="WARNING",
+        rate_limit=0,
+        auth_failure_rate=0,
+        search_index_min_cards=1,
     )
 
 

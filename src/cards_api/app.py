@@ -111,7 +111,9 @@ def create_app(settings: Settings | None = None) -> CardsApi:
         app.state.pool = pool
         app.state.embedder = embedder
         app.state.search_indexes = indexes = SearchIndexes(
-            pool, max_cards=settings.search_index_cards
+            pool,
+            max_cards=settings.search_index_cards,
+            min_cards=settings.search_index_min_cards,
         )
         leases = TenantLeases(lambda: connect_leases(dsn, settings))
         app.state.embedding_worker = worker = EmbeddingWorker(pool, embedder, leases=leases)

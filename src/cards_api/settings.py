@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # Cards each API process may hold in search indexes (~1.5 KB each at 256 dimensions; 0: every
     # search runs as SQL). A tenant with more cards than this is always searched by SQL.
     search_index_cards: Annotated[int, Field(ge=0, le=10_000_000)] = 100_000
+    # A tenant with fewer live cards is searched by SQL (cheap at that size) rather than copied.
+    search_index_min_cards: Annotated[int, Field(ge=1, le=10_000_000)] = 100
     # Bearer token a scraper must send to /metrics; unset: /metrics answers loopback clients only.
     metrics_token: Annotated[SecretStr | None, Field(min_length=16)] = None
 

@@ -276,20 +276,26 @@ async def test_another_tenants_index_never_answers(
         assert [c["title"] for c in theirs] == ["Public harbour notes"]
 
 
-async def test_a_tenant_larger_than_the_budget_is_searched_by_sql(
+async def test_tenants_too_small_or_too_large_for_an_index_are_searched_by_sql(
     app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, conn: Any
 ) -> None:
     await _seed(client, tenant, _random_cards(random.Random(4), 12))
-    small = SearchIndexes(app.state.pool, max_cards=5)
-    assert await small.load_now(tenant.id, app.state.embedder.name) is None
-    assert small.cards == 0
-    plan = await search.plan(app.state.embedder, "widget", SearchMode.TEXT)
-    async with conn.transaction():
-        await conn.execute("SELECT set_config('cards.tenant_id', $1, true)", str(tenant.id))
-        before = _ranked()
-        rows = await search.rank(
-            conn, plan, tenant_id=tenant.id, filters=Filters(), limit=10, indexes=small
-        )
-    assert _ranked()["sql"] == before["sql"] + 1
-    assert all("widget" in (r["title"] + str(r["content"])).lower() for r in rows)
-    await small.close()
+    embedder = app.state.embedder.name
+    for bounds in ({"max_cards": 5}, {"max_cards": 1000, "min_cards": 13}):
+        indexes = SearchIndexes(app.state.pool, **bounds)
+        assert await indexes.load_now(tenant.id, embedder) is None
+        assert indexes.cards == 0
+        plan = await search.plan(app.state.embedder, "widget", SearchMode.TEXT)
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('cards.tenant_id', $1, true)", str(tenant.id))
+            before = _ranked()
+            rows = await search.rank(
+                conn, plan, tenant_id=tenant.id, filters=Filters(), limit=10, indexes=indexes
+            )
+        assert _ranked()["sql"] == before["sql"] + 1
+        assert rows
+        assert all("widget" in (r["title"] + str(r["content"])).lower() for r in rows)
+        await indexes.close()
+    exact = SearchIndexes(app.state.pool, max_cards=12, min_cards=12)
+    assert await exact.load_now(tenant.id, embedder) is not None
+    assert exact.cards == 12

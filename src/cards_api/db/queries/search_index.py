@@ -41,6 +41,13 @@ async def generation(conn: Connection, *, tenant_id: UUID) -> int | None:
     return value
 
 
+async def live_cards(conn: Connection, *, tenant_id: UUID) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM cards WHERE tenant_id = $1 AND archived_at IS NULL", tenant_id
+    )
+    return count
+
+
 async def load(conn: Connection, *, tenant_id: UUID, embedder: str) -> list[asyncpg.Record]:
     """The tenant's live cards as search sees them (run in the snapshot that read the
     generation)."""
