@@ -101,6 +101,13 @@ def _assert_same_fusion(by_index: list[Any], by_sql: list[Any]) -> None:
     assert twins == sorted(twins)
 
 
+async def _by_hand(owner_pool: asyncpg.Pool, tenant: Tenant, sql: str, *args: Any) -> None:
+    """A change made in SQL as the owner, not through the API; `$1` is the tenant."""
+    async with owner_pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('cards.tenant_id', $1, true)", str(tenant.id))
+        await conn.execute(sql, tenant.id, *args)
+
+
 def _ranked() -> dict[str, float]:
     return {by: metrics.SEARCHES_RANKED.labels(by)._value.get() for by in ("index", "sql")}
 
@@ -207,23 +214,21 @@ async def test_a_write_is_found_by_the_very_next_search(
     assert await titles("balloon") == ["Balloon fares"]
 
     await _load(app, tenant)
-    async with owner_pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('cards.tenant_id', $1, true)", str(tenant.id))
-        await conn.execute(
-            "UPDATE cards SET title = 'Dirigible fares' WHERE tenant_id = $1 AND id = $2",
-            tenant.id,
-            new["id"],
-        )
+    await _by_hand(
+        owner_pool,
+        tenant,
+        "UPDATE cards SET title = 'Dirigible fares' WHERE tenant_id = $1 AND id = $2",
+        new["id"],
+    )
     assert await titles("dirigible") == ["Dirigible fares"]
 
     await _load(app, tenant)
-    async with owner_pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('cards.tenant_id', $1, true)", str(tenant.id))
-        await conn.execute(
-            "DELETE FROM card_embeddings WHERE tenant_id = $1 AND card_id = $2",
-            tenant.id,
-            new["id"],
-        )
+    await _by_hand(
+        owner_pool,
+        tenant,
+        "DELETE FROM card_embeddings WHERE tenant_id = $1 AND card_id = $2",
+        new["id"],
+    )
     # Without its vector the card has no place in a semantic ranking.
     semantic = await titles("dirigible", "semantic")
     assert "Dirigible fares" not in semantic

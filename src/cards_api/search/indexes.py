@@ -37,6 +37,8 @@ RELOAD_COST_FACTOR = 10.0
 loads take at most ~10% of a process's time, however often the tenant is written to."""
 SIZE_RECHECK_SECONDS = 60.0
 """A tenant too small (or too large) for an index is counted again no sooner than this."""
+MAX_SCHEDULED = 100_000
+"""Tenants whose next load time is remembered before the past ones are forgotten."""
 MAX_WORDS = 100_000
 """Words whose lexemes are remembered (a query's words are looked up in PostgreSQL once)."""
 
@@ -123,8 +125,11 @@ class SearchIndexes:
     def _want(self, key: Key) -> None:
         if self.max_cards <= 0 or key in self._queue:
             return
-        if time.monotonic() < self._not_before.get(key, 0.0):
+        now = time.monotonic()
+        if now < self._not_before.get(key, 0.0):
             return
+        if len(self._not_before) > MAX_SCHEDULED:  # one entry per tenant ever searched
+            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
         self._queue[key] = None
         if self._loader is None or self._loader.done():
             self._loader = asyncio.create_task(self._load_queued())
