@@ -21,7 +21,7 @@ from cards_api.db.types import Connection
 from cards_api.domain.schemas import SearchMode
 from cards_api.errors import ServiceUnavailable
 from cards_api.search.embedder import Embedder, EmbedderUnavailable, Vector
-from cards_api.search.index import EMPTY, Ranking
+from cards_api.search.index import Ranking
 from cards_api.search.indexes import SearchIndexes
 from cards_api.search.text import any_word_query, words
 
@@ -29,6 +29,11 @@ log = structlog.get_logger("cards_api.search")
 
 HYBRID_DEPTH = 100
 """How many candidates each ranking contributes to the fusion (more than any `limit`)."""
+
+
+def _depth(limit: int) -> int:
+    """Each ranking's depth in a fusion: both ranking paths use this one."""
+    return max(HYBRID_DEPTH, limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ async def rank(
         words=plan.words,
         vector=plan.vector,
         embedder=plan.embedder,
-        depth=max(HYBRID_DEPTH, limit),
+        depth=_depth(limit),
         limit=limit,
         filters=filters,
         prompt=prompt,
@@ -140,17 +145,16 @@ async def _rank_in_process(
     lexemes = await indexes.lexemes(conn, plan.words.split())
     if lexemes is None:
         return None
-    ranking: Ranking = EMPTY
-    if lexemes:  # only stop words: nothing to rank by, in any mode
-        mask = index.mask(filters)
-        if plan.mode is SearchMode.TEXT or plan.vector is None:
-            ranking = index.text(lexemes, mask, limit)
-        elif plan.mode is SearchMode.SEMANTIC:
-            ranking = index.semantic(plan.vector, mask, limit)
-        else:
-            ranking = index.hybrid(
-                lexemes, plan.vector, mask, depth=max(HYBRID_DEPTH, limit), limit=limit
-            )
+    if not lexemes:  # only stop words: nothing to rank by in any mode, whatever the data
+        return []
+    mask = index.mask(filters)
+    ranking: Ranking
+    if plan.mode is SearchMode.TEXT or plan.vector is None:
+        ranking = index.text(lexemes, mask, limit)
+    elif plan.mode is SearchMode.SEMANTIC:
+        ranking = index.semantic(plan.vector, mask, limit)
+    else:
+        ranking = index.hybrid(lexemes, plan.vector, mask, depth=_depth(limit), limit=limit)
     return await indexes.fetch(
         conn, index, ranking, tenant_id=tenant_id, embedder=plan.embedder, prompt=prompt
     )

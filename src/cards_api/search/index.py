@@ -39,7 +39,7 @@ Floats = npt.NDArray[np.float64]
 Vector = npt.NDArray[np.float32]
 Ranking = tuple[Rows, Floats]
 """Rows (positions in id order) and their scores, best first."""
-EMPTY: Ranking = (np.zeros(0, dtype=np.int64), np.zeros(0))
+_EMPTY: Ranking = (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 class TenantIndex:
@@ -48,8 +48,7 @@ class TenantIndex:
     def __init__(self, rows: Sequence[Any], *, generation: int | None) -> None:
         """`rows` as `db/queries/search_index.LOAD` returns them (in id order)."""
         self.generation = generation
-        n = len(rows)
-        self.size = n
+        self.size = len(rows)
         self.ids: list[UUID] = [row["id"] for row in rows]
         self.row_of: dict[UUID, int] = {card_id: i for i, card_id in enumerate(self.ids)}
         self._types: dict[str, Mask] = {}
@@ -79,11 +78,12 @@ class TenantIndex:
             terms.extend(term_of.setdefault(lexeme, len(term_of)) for lexeme in lexemes)
             docs.extend([i] * len(lexemes))
             tfs.extend(row["tfs"])
-        order = np.argsort(np.array(terms, dtype=np.int64), kind="stable")
+        term_rows = np.array(terms, dtype=np.int64)
+        order = np.argsort(term_rows, kind="stable")
         self._term_of = term_of
         self._docs = np.array(docs, dtype=np.int64)[order]
         self._tfs = np.array(tfs, dtype=np.float64)[order]
-        counts = np.bincount(np.array(terms, dtype=np.int64), minlength=len(term_of))
+        counts = np.bincount(term_rows, minlength=len(term_of))
         self._starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
     def _build_vectors(self, rows: Sequence[Any]) -> None:
@@ -147,7 +147,7 @@ class TenantIndex:
             if len(docs):
                 found.append((docs, tfs))
         if not found:
-            return EMPTY
+            return _EMPTY
         hit = np.zeros(self.size, dtype=np.bool_)
         for docs, _ in found:
             hit[docs] = True
@@ -163,9 +163,7 @@ class TenantIndex:
         return matched, scores[matched]
 
     def text(self, lexemes: Iterable[str], mask: Mask | None, limit: int) -> Ranking:
-        rows, scores = self.bm25(lexemes, mask)
-        order = _smallest(-scores, rows, limit)
-        return rows[order], scores[order]
+        return _highest(*self.bm25(lexemes, mask), limit)
 
     def nearest(self, probe: Vector, mask: Mask | None, depth: int) -> Ranking:
         """The `depth` filtered cards nearest to `probe` by cosine distance, with the distance,
@@ -176,25 +174,24 @@ class TenantIndex:
         candidates alone, with every card within rounding of the last one kept, so the pick
         changes nothing but the cost (~300 of ~600 µs for 2,000 cards)."""
         if self.dimension == 0 or self.dimension != len(probe):
-            return EMPTY
+            return _EMPTY
         rows = self._current_rows if mask is None else np.flatnonzero(self.current & mask)
         # The whole matrix at once, then the eligible rows (gathering them first cost more than
         # the product). `einsum`, not BLAS: BLAS sums a row in an order that depends on where
         # the row sits, so identical cards got distances a few 1e-8 apart and their ties were
         # broken by position rather than by id as PostgreSQL does.
         dots = np.einsum("ij,j->i", self.vectors, probe)[rows]
+        probe_norm = float(np.dot(probe, probe))
         if len(rows) > depth:
             closeness = dots * self._inverse_norms[rows]
             cut = -np.partition(-closeness, depth - 1)[depth - 1]
             # Closeness is similarity times |probe|; single-precision sums err by ~1e-7 of it.
-            slack = 1e-5 * (abs(float(cut)) + float(np.sqrt(np.dot(probe, probe))))
+            slack = 1e-5 * (abs(float(cut)) + np.sqrt(probe_norm))
             picked = np.flatnonzero((closeness >= cut - slack) | self._zero_norm[rows])
             rows, dots = rows[picked], dots[picked]
         # pgvector: 1 - dot / sqrt(|a|² |b|²), sums in single precision, clamped to [-1, 1].
         with np.errstate(divide="ignore", invalid="ignore"):
-            similarity = dots.astype(np.float64) / np.sqrt(
-                self._norms[rows] * float(np.dot(probe, probe))
-            )
+            similarity = dots.astype(np.float64) / np.sqrt(self._norms[rows] * probe_norm)
         distance = 1.0 - np.clip(similarity, -1.0, 1.0)
         # PostgreSQL orders NaN (a zero vector's distance) after every number.
         order = _smallest(np.nan_to_num(distance, nan=np.inf), rows, depth)
@@ -226,9 +223,7 @@ class TenantIndex:
         for ranked in (lexical, semantic):
             fused[ranked] += 1.0 / (RRF_K + np.arange(1, len(ranked) + 1, dtype=np.float64))
         rows = np.flatnonzero(fused)
-        scores = fused[rows]
-        order = _smallest(-scores, rows, limit)
-        return rows[order], scores[order]
+        return _highest(rows, fused[rows], limit)
 
     def cards(self, ranking: Ranking) -> tuple[list[UUID], list[float]]:
         rows, scores = ranking
@@ -240,6 +235,12 @@ def _array(vector: Any) -> npt.NDArray[np.float32] | None:
     if vector is None:
         return None
     return np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, np.float32)
+
+
+def _highest(rows: Rows, scores: Floats, limit: int) -> Ranking:
+    """The `limit` best-scored rows, best first, ties by card id."""
+    order = _smallest(-scores, rows, limit)
+    return rows[order], scores[order]
 
 
 def _smallest(key: Floats, rows: Rows, limit: int) -> Rows:
