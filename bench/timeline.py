@@ -2,10 +2,11 @@
 
 wrk reports, for each wall-clock second of an open-loop run, how many requests ended and their
 p99 (measured from when each was due). The API processes log, for each second, their worst
-event-loop lag, GC pauses, pool waits and key look-ups (`stall` lines, CARDS_STALL_LOG_MS=0),
-every request with its own duration, and every purge. Put side by side, a slow second names
-its cause: the request's own work (server p99 high), the process (loop lag, GC), the pool, or
-nothing the server saw (the load generator, the machine).
+event-loop lag, GC pauses, pool waits, key look-ups and search-index loads (`stall` lines,
+CARDS_STALL_LOG_MS=0), every request with its own duration, and every purge. Put side by
+side, a slow second names its cause: the request's own work (server p99 high), the process
+(loop lag, GC), the pool, background work (index loads, embedding passes), or nothing the
+server saw (the load generator, the machine).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
                 for key in ("loop_lag_max_ms", "gc_max_ms", "pool_wait_max_ms"):
                     row[key] = max(row.get(key, 0.0), event[key])
                 row["key_lookups"] = row.get("key_lookups", 0) + event["key_lookups"]
+                row["index_loads"] = row.get("index_loads", 0) + event.get("index_loads", 0)
                 row["gc_gen2"] = row.get("gc_gen2", 0) + event["gc_gen2"]
             elif name == "purged":
                 row = seconds[math.floor(_epoch(event["timestamp"]))]
@@ -99,6 +101,8 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
             return name
         if row.get("embedding_pass"):
             return "a background embedding pass"
+        if row.get("index_loads", 0):
+            return "search indexes counted or loaded in the background"
         return "the request's own work (database and Python, under the load)"
     parts = {
         "the load generator sent late (its thread was not running)": row.get(
@@ -164,7 +168,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"      +{row['second'] - start}s p99 {row['client_p99_ms']:.1f} ms "
             f"(server {row.get('server_p99_ms', 0):.1f}, lag {row.get('loop_lag_max_ms', 0):.1f}, "
             f"gc {row.get('gc_max_ms', 0):.1f}, pool {row.get('pool_wait_max_ms', 0):.1f}, "
-            f"key look-ups {row.get('key_lookups', 0)}; wrk late {row['loadgen_late_max_ms']:.1f}; "
+            f"key look-ups {row.get('key_lookups', 0)}, "
+            f"index loads {row.get('index_loads', 0)}; wrk late {row['loadgen_late_max_ms']:.1f}; "
             f"idle {row.get('idle_pct', '?')}%, "
             f"steal {row.get('steal_pct', '?')}%, autovacuum {row.get('autovacuum', '?')}, "
             f"pg background {row.get('cpu_pg_background_pct', '?')}%, "

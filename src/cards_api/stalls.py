@@ -10,7 +10,9 @@ guessed at. Every process runs one `StallMonitor`:
 - **GC pauses**: `gc.callbacks` time each collection of the generational collector;
 - **pool waits**: the request transaction and the key look-up report how long acquiring a
   connection took (`pool_wait`);
-- **key look-ups**: API keys not in the cache, each a short transaction of its own.
+- **key look-ups**: API keys not in the cache, each a short transaction of its own;
+- **search index loads**: the background loader's transactions (a tenant counted or loaded,
+  `search/indexes.py`), work beside the requests that a slow second may be owed to.
 
 Each second's worst lag and GC pause go to Prometheus histograms
 (`cards_api_event_loop_lag_seconds`, `cards_api_gc_pause_seconds`). A second in which the loop
@@ -51,6 +53,7 @@ class Second:
     pool_wait_max_ms: float = 0.0
     pool_waits_over_1ms: int = 0
     key_lookups: int = 0
+    index_loads: int = 0
 
     def worst_ms(self) -> float:
         return max(self.loop_lag_max_ms, self.gc_max_ms, self.pool_wait_max_ms)
@@ -83,6 +86,9 @@ class StallMonitor:
 
     def key_lookup(self) -> None:
         self.current.key_lookups += 1
+
+    def index_load(self) -> None:
+        self.current.index_loads += 1
 
     # --- the collector's callbacks --------------------------------------------------------
 
@@ -161,6 +167,10 @@ def acquire(pool: asyncpg.Pool, *, timeout: float) -> _TimedAcquire:
 
 def key_lookup() -> None:
     MONITOR.key_lookup()
+
+
+def index_load() -> None:
+    MONITOR.index_load()
 
 
 async def monitor_forever(log_over_ms: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
@@ -19,7 +20,7 @@ from cards_api import metrics
 from cards_api.db.queries.search import Filters
 from cards_api.domain import search
 from cards_api.domain.schemas import SearchMode
-from cards_api.search.indexes import SearchIndexes
+from cards_api.search.indexes import SIZE_RECHECK_SECONDS, SearchIndexes
 from tests.support import Tenant, card
 
 RETRIEVE = "/api/v1/cards/retrieve"
@@ -304,3 +305,23 @@ async def test_tenants_too_small_or_too_large_for_an_index_are_searched_by_sql(
     exact = SearchIndexes(app.state.pool, max_cards=12, min_cards=12)
     assert await exact.load_now(tenant.id, embedder) is not None
     assert exact.cards == 12
+
+
+async def test_small_tenants_are_counted_again_minutes_later_and_not_all_at_once(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """A search of a tenant too small for an index does not count its cards again each time,
+    and a thousand small tenants counted together do not all come due in the same seconds."""
+    embedder = app.state.embedder.name
+    indexes = SearchIndexes(app.state.pool, max_cards=1000, min_cards=100)
+    due = []
+    for who in (tenant, other_tenant):
+        await _seed(client, who, _random_cards(random.Random(5), 3))
+        counted = time.monotonic()
+        assert await indexes.load_now(who.id, embedder) is None
+        due.append(indexes._not_before[(who.id, embedder)] - counted)
+        assert indexes.current(who.id, embedder) is None
+        assert not indexes._queue  # not counted again on this search
+    assert all(0.5 * SIZE_RECHECK_SECONDS - 5 <= d <= 1.5 * SIZE_RECHECK_SECONDS for d in due)
+    assert due[0] != due[1]
+    await indexes.close()

@@ -37,6 +37,8 @@ async def test_lag_gc_and_pool_waits_of_a_slow_second_are_logged_together() -> N
     monitor.pool_wait(0.075)
     monitor.pool_wait(0.0002)
     monitor.key_lookup()
+    monitor.index_load()
+    monitor.index_load()
 
     # This monitor's line is the one with its pool wait: the app's own monitor, left running in
     # this event loop by an earlier test, sees the same lag and collection and logs its own.
@@ -56,6 +58,7 @@ async def test_lag_gc_and_pool_waits_of_a_slow_second_are_logged_together() -> N
     assert stall["gc_max_ms"] > 0
     assert stall["pool_waits_over_1ms"] == 1
     assert stall["key_lookups"] == 1
+    assert stall["index_loads"] == 2
     assert gc.callbacks.count(monitor._on_gc) == 0  # removed when the monitor stops
 
 
