@@ -4,6 +4,7 @@ the change was made."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import random
 import time
@@ -324,4 +325,25 @@ async def test_small_tenants_are_counted_again_minutes_later_and_not_all_at_once
         assert not indexes._queue  # not counted again on this search
     assert all(0.5 * SIZE_RECHECK_SECONDS - 5 <= d <= 1.5 * SIZE_RECHECK_SECONDS for d in due)
     assert due[0] != due[1]
+    await indexes.close()
+
+
+async def test_a_tenant_gets_an_index_once_it_is_searched_often(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Searched now and then, a tenant is ranked by SQL and costs the process nothing more;
+    searched often, its index is loaded in the background."""
+    embedder = app.state.embedder.name
+    for who in (tenant, other_tenant):
+        await _seed(client, who, _random_cards(random.Random(6), 5))
+    indexes = SearchIndexes(app.state.pool, max_cards=1000, min_searches=3)
+    assert indexes.current(tenant.id, embedder) is None
+    assert indexes.current(tenant.id, embedder) is None
+    assert indexes.current(other_tenant.id, embedder) is None
+    assert not indexes._queue  # two searches, and one of the other tenant: nothing loaded
+    assert indexes.current(tenant.id, embedder) is None  # the third: a load is queued
+    assert indexes._loader is not None
+    await asyncio.wait_for(indexes._loader, timeout=10)
+    assert indexes.current(tenant.id, embedder) is not None
+    assert indexes.cards == 5  # this tenant's, not the other's
     await indexes.close()

@@ -4,11 +4,12 @@ is loaded again, and the rule that keeps a stale one from answering.
 A search uses a tenant's index only if the index is current: the statement that fetches the
 ranked cards returns them only while the tenant's generation is the one the index was loaded at
 (`db/queries/search_index.py`). Otherwise, and whenever no index is loaded yet, the search runs
-as SQL (`db/queries/search.py`, the same ranking) and a load is queued: in the background, on a
-pool connection, one load at a time per process, and for one tenant no sooner than ten times
-its last load's duration after it (at least a second), so a tenant being written to all the
-time is searched by SQL rather than reloaded on every request. Indexes are dropped least
-recently used first to keep the process under `max_cards` cards.
+as SQL (`db/queries/search.py`, the same ranking); once a tenant is searched often
+(`min_searches` within `SEARCH_WINDOW_SECONDS`) a load is queued: in the background, on a pool
+connection, one load at a time per process, and for one tenant no sooner than ten times its last
+load's duration after it (at least a second), so a tenant being written to all the time is
+searched by SQL rather than reloaded on every request. Indexes are dropped least recently used
+first to keep the process under `max_cards` cards.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ together when searches begin, from all coming due again in the same seconds (wit
 Q's first latency run read a p99 of 270 ms while its 1,000 tenants were counted again)."""
 MAX_SCHEDULED = 100_000
 """Tenants whose next load time is remembered before the past ones are forgotten."""
+SEARCH_WINDOW_SECONDS = 10.0
+MIN_SEARCHES = 20
+"""A tenant's index is loaded once the tenant is searched this many times within one window of
+`SEARCH_WINDOW_SECONDS` in this process (twice a second): an index pays for its load and memory
+only when searches come often, and a tenant searched now and then is ranked by SQL at no cost
+to the process. Without it every tenant that searched once was counted or loaded in the
+background: Q's 1,000 tenants kept the loader busy through its whole latency runs (80-110
+transactions a second beside the requests, `make bench` timeline of f14dd7d)."""
 MAX_WORDS = 100_000
 """Words whose lexemes are remembered (a query's words are looked up in PostgreSQL once)."""
 
@@ -51,10 +60,20 @@ Key = tuple[UUID, str]
 
 
 class SearchIndexes:
-    def __init__(self, pool: asyncpg.Pool, *, max_cards: int, min_cards: int = 1) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_cards: int,
+        min_cards: int = 1,
+        min_searches: int = MIN_SEARCHES,
+    ) -> None:
         self._pool = pool
         self.max_cards = max_cards
         self.min_cards = min_cards
+        self.min_searches = min_searches
+        self._searches: dict[Key, int] = {}
+        self._window_ends = 0.0
         self._indexes: OrderedDict[Key, TenantIndex] = OrderedDict()
         self._cards = 0
         self._not_before: dict[Key, float] = {}
@@ -68,15 +87,25 @@ class SearchIndexes:
         return self._cards
 
     def current(self, tenant_id: UUID, embedder: str) -> TenantIndex | None:
-        """The tenant's index if one is loaded (it may have gone stale since); else a load is
-        queued and None returned."""
+        """The tenant's index if one is loaded (it may have gone stale since); else None, and a
+        load queued if the tenant is searched often."""
         key = (tenant_id, embedder)
         index = self._indexes.get(key)
         if index is not None:
             self._indexes.move_to_end(key)
             return index
-        self._want(key)
+        if self._searched_often(key):
+            self._want(key)
         return None
+
+    def _searched_often(self, key: Key) -> bool:
+        now = time.monotonic()
+        if now >= self._window_ends:
+            self._searches.clear()
+            self._window_ends = now + SEARCH_WINDOW_SECONDS
+        searches = self._searches.get(key, 0) + 1
+        self._searches[key] = searches
+        return searches >= self.min_searches
 
     def stale(self, tenant_id: UUID, embedder: str, index: TenantIndex) -> None:
         """`index` answered for an older generation: drop it and queue a load."""
