@@ -2,7 +2,7 @@
 
 wrk reports, for each wall-clock second of an open-loop run, how many requests ended and their
 p99 (measured from when each was due). The API processes log, for each second, their worst
-event-loop lag, GC pauses, pool waits, key look-ups and search-index loads (`stall` lines,
+event-loop lag, GC pauses, pool waits, commits, key look-ups and search-index loads (`stall` lines,
 CARDS_STALL_LOG_MS=0), every request with its own duration, and every purge. Put side by
 side, a slow second names its cause: the request's own work (server p99 high), the process
 (loop lag, GC), the pool, background work (index loads, embedding passes), or nothing the
@@ -56,6 +56,9 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
                 row = seconds[event["second"]]
                 for key in ("loop_lag_max_ms", "gc_max_ms", "pool_wait_max_ms"):
                     row[key] = max(row.get(key, 0.0), event[key])
+                row["commit_max_ms"] = max(
+                    row.get("commit_max_ms", 0.0), event.get("commit_max_ms", 0.0)
+                )
                 row["key_lookups"] = row.get("key_lookups", 0) + event["key_lookups"]
                 row["index_loads"] = row.get("index_loads", 0) + event.get("index_loads", 0)
                 row["gc_gen2"] = row.get("gc_gen2", 0) + event["gc_gen2"]
@@ -95,6 +98,7 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
             "pool wait": row.get("pool_wait_max_ms", 0.0),
             "GC pause": row.get("gc_max_ms", 0.0),
             "purge job": row.get("purge_ms", 0.0),
+            "a commit waiting on the disk (WAL flush)": row.get("commit_max_ms", 0.0),
         }
         name, ms = max(parts.items(), key=lambda item: item[1])
         if ms >= inside / 2:
@@ -168,6 +172,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"      +{row['second'] - start}s p99 {row['client_p99_ms']:.1f} ms "
             f"(server {row.get('server_p99_ms', 0):.1f}, lag {row.get('loop_lag_max_ms', 0):.1f}, "
             f"gc {row.get('gc_max_ms', 0):.1f}, pool {row.get('pool_wait_max_ms', 0):.1f}, "
+            f"commit {row.get('commit_max_ms', 0):.1f}, "
             f"key look-ups {row.get('key_lookups', 0)}, "
             f"index loads {row.get('index_loads', 0)}; wrk late {row['loadgen_late_max_ms']:.1f}; "
             f"idle {row.get('idle_pct', '?')}%, "

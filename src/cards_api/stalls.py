@@ -10,6 +10,8 @@ guessed at. Every process runs one `StallMonitor`:
 - **GC pauses**: `gc.callbacks` time each collection of the generational collector;
 - **pool waits**: the request transaction and the key look-up report how long acquiring a
   connection took (`pool_wait`);
+- **commits**: how long the request transaction's COMMIT took: a write waits there for its WAL
+  to reach the disk, and a disk that stalls shows here and nowhere else in the server;
 - **key look-ups**: API keys not in the cache, each a short transaction of its own;
 - **search index loads**: the background loader's transactions (a tenant counted or loaded,
   `search/indexes.py`), work beside the requests that a slow second may be owed to.
@@ -52,11 +54,14 @@ class Second:
     gc_gen2: int = 0
     pool_wait_max_ms: float = 0.0
     pool_waits_over_1ms: int = 0
+    commit_max_ms: float = 0.0
     key_lookups: int = 0
     index_loads: int = 0
 
     def worst_ms(self) -> float:
-        return max(self.loop_lag_max_ms, self.gc_max_ms, self.pool_wait_max_ms)
+        return max(
+            self.loop_lag_max_ms, self.gc_max_ms, self.pool_wait_max_ms, self.commit_max_ms
+        )
 
     def as_log(self) -> dict[str, Any]:
         return {f.name: _rounded(getattr(self, f.name)) for f in fields(self)}
@@ -83,6 +88,11 @@ class StallMonitor:
             self.current.pool_wait_max_ms = ms
         if ms >= 1.0:
             self.current.pool_waits_over_1ms += 1
+
+    def commit(self, seconds: float) -> None:
+        ms = seconds * 1000
+        if ms > self.current.commit_max_ms:
+            self.current.commit_max_ms = ms
 
     def key_lookup(self) -> None:
         self.current.key_lookups += 1
@@ -163,6 +173,10 @@ def acquire(pool: asyncpg.Pool, *, timeout: float) -> _TimedAcquire:
     """`pool.acquire(timeout=…)` that reports how long the connection took to come: how the
     request path (its transaction, a key look-up) takes a connection from the pool."""
     return _TimedAcquire(pool, timeout=timeout)
+
+
+def commit(seconds: float) -> None:
+    MONITOR.commit(seconds)
 
 
 def key_lookup() -> None:

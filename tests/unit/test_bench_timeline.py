@@ -22,6 +22,8 @@ def test_the_servers_part_is_blamed_on_its_largest_figure() -> None:
     assert timeline.cause(_row(12.0, 10.0, pool_wait_max_ms=8.0), 5.0) == "pool wait"
     assert timeline.cause(_row(12.0, 10.0, gc_max_ms=6.0), 5.0) == "GC pause"
     assert timeline.cause(_row(12.0, 10.0, gc_max_ms=1.0), 5.0).startswith("the request's own")
+    flush = _row(90.0, 88.0, gc_max_ms=1.0, commit_max_ms=80.0)
+    assert timeline.cause(flush, 5.0) == "a commit waiting on the disk (WAL flush)"
     loads = _row(12.0, 10.0, gc_max_ms=1.0, index_loads=40)
     assert timeline.cause(loads, 5.0).startswith("search indexes counted or loaded")
 
@@ -71,7 +73,8 @@ def test_the_servers_log_counts_only_what_began_in_the_run(tmp_path: Path) -> No
                 gc_max_ms=0.0, pool_wait_max_ms=40.0, key_lookups=3, gc_gen2=0)
         # two workers' lines for the same second: the worst figure, the summed counts
         + _line("stall", "2027-01-15T08:00:02Z", second=1_800_000_001, loop_lag_max_ms=3.0,
-                gc_max_ms=1.0, pool_wait_max_ms=0.5, key_lookups=2, gc_gen2=1, index_loads=5)
+                gc_max_ms=1.0, pool_wait_max_ms=0.5, key_lookups=2, gc_gen2=1, index_loads=5,
+                commit_max_ms=4.0)
         + _line("stall", "2027-01-15T08:00:02Z", second=1_800_000_001, loop_lag_max_ms=7.0,
                 gc_max_ms=0.0, pool_wait_max_ms=0.2, key_lookups=1, gc_gen2=0, index_loads=2)
         # an embedding pass of 1.5 s that ended at +3.0 s covers +1 s to +3 s
@@ -84,6 +87,7 @@ def test_the_servers_log_counts_only_what_began_in_the_run(tmp_path: Path) -> No
     assert first["gc_max_ms"] == 1.0
     assert first["key_lookups"] == 3
     assert first["index_loads"] == 7
+    assert first["commit_max_ms"] == 4.0  # the worse worker's
     assert "pool_wait_max_ms" in first
     assert first["pool_wait_max_ms"] == 0.5
     assert seconds[1_800_000_000].get("loop_lag_max_ms") is None

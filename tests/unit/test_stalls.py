@@ -36,6 +36,8 @@ async def test_lag_gc_and_pool_waits_of_a_slow_second_are_logged_together() -> N
     time.sleep(0.12)  # noqa: ASYNC251 - blocking the loop is the point: the next tick is late
     monitor.pool_wait(0.075)
     monitor.pool_wait(0.0002)
+    monitor.commit(0.031)
+    monitor.commit(0.002)
     monitor.key_lookup()
     monitor.index_load()
     monitor.index_load()
@@ -57,6 +59,7 @@ async def test_lag_gc_and_pool_waits_of_a_slow_second_are_logged_together() -> N
     assert stall["gc_gen2"] >= 1
     assert stall["gc_max_ms"] > 0
     assert stall["pool_waits_over_1ms"] == 1
+    assert stall["commit_max_ms"] == 31.0
     assert stall["key_lookups"] == 1
     assert stall["index_loads"] == 2
     assert gc.callbacks.count(monitor._on_gc) == 0  # removed when the monitor stops

@@ -57,7 +57,9 @@ async def tenant_session(request: Request, principal: Principal) -> AsyncIterato
             except BaseException:
                 await abandon(conn)
                 raise
+            committing = time.perf_counter()
             await commit(conn)
+            stalls.commit(time.perf_counter() - committing)
         for hook in hooks:
             hook()
     finally:
