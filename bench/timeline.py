@@ -177,6 +177,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"index loads {row.get('index_loads', 0)}; wrk late {row['loadgen_late_max_ms']:.1f}; "
             f"idle {row.get('idle_pct', '?')}%, "
             f"steal {row.get('steal_pct', '?')}%, autovacuum {row.get('autovacuum', '?')}, "
+            f"checkpoint ended {row.get('checkpoint_ended', '?')}, "
             f"pg background {row.get('cpu_pg_background_pct', '?')}%, "
             f"other {row.get('cpu_other_pct', '?')}%): "
             f"{row['cause']}"
@@ -221,8 +222,9 @@ def _process_ticks() -> dict[str, int]:
 
 class MachineSampler:
     """Once a second, in a thread: CPU busy / iowait / steal shares from /proc/stat, each
-    process group's share of the machine's CPU (`process_group`), and whether an autovacuum
-    worker was running (pg_stat_activity)."""
+    process group's share of the machine's CPU (`process_group`), whether an autovacuum
+    worker was running (pg_stat_activity), and whether a checkpoint ended (its last step
+    flushes every file it wrote to disk, which a commit's WAL flush may wait behind)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -248,8 +250,10 @@ class MachineSampler:
 
     async def _sample(self) -> None:
         conn = await asyncpg.connect(self.dsn)
+        checkpoints = "SELECT num_done FROM pg_stat_checkpointer"  # PostgreSQL 17 and later
         try:
             before, groups_before = self._cpu(), _process_ticks()
+            done_before = await conn.fetchval(checkpoints)
             while not self._stop.wait(1.0 - time.time() % 1.0):
                 now, groups = self._cpu(), _process_ticks()
                 delta = [b - a for a, b in zip(before, now, strict=True)]
@@ -267,11 +271,14 @@ class MachineSampler:
                 autovacuum = await conn.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
                 )
+                done = await conn.fetchval(checkpoints)
+                ended, done_before = done - done_before, done
                 self.seconds[math.floor(time.time()) - 1] = {
                     "idle_pct": round(100 * delta[3] / total, 1),
                     "iowait_pct": round(100 * delta[4] / total, 1),
                     "steal_pct": round(100 * delta[7] / total, 1),
                     "autovacuum": autovacuum or 0,
+                    "checkpoint_ended": ended,
                     **shares,
                 }
         finally:
