@@ -59,9 +59,7 @@ class Second:
     index_loads: int = 0
 
     def worst_ms(self) -> float:
-        return max(
-            self.loop_lag_max_ms, self.gc_max_ms, self.pool_wait_max_ms, self.commit_max_ms
-        )
+        return max(self.loop_lag_max_ms, self.gc_max_ms, self.pool_wait_max_ms, self.commit_max_ms)
 
     def as_log(self) -> dict[str, Any]:
         return {f.name: _rounded(getattr(self, f.name)) for f in fields(self)}
