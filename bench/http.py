@@ -195,6 +195,7 @@ def open_loop(
         timeline.server_seconds(server.log, offset, started),
         machine.seconds,
         target_ms,
+        writes=op in timeline.WRITES,
     )
     outcome["timeline"] = rows
     outcome["connections"] = connections

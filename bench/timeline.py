@@ -80,7 +80,12 @@ BUSY_BESIDE_PCT = 10.0
 named as its cause, when nothing the server measured explains it."""
 
 
-def cause(row: dict[str, Any], target_ms: float) -> str:
+WRITES = frozenset({"U", "B", "C"})
+"""The operations whose COMMIT waits for the disk: a read's COMMIT is one more round trip, as
+slow as any other in a slow second, and is never named as a cause."""
+
+
+def cause(row: dict[str, Any], target_ms: float, *, writes: bool = True) -> str:
     """The likeliest reason a second's client p99 exceeded `target_ms`.
 
     The client's p99 is split in two: the server's own p99 (from the first byte read to the
@@ -98,8 +103,9 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
             "pool wait": row.get("pool_wait_max_ms", 0.0),
             "GC pause": row.get("gc_max_ms", 0.0),
             "purge job": row.get("purge_ms", 0.0),
-            "a commit waiting on the disk (WAL flush)": row.get("commit_max_ms", 0.0),
         }
+        if writes:
+            parts["a commit waiting on the disk (WAL flush)"] = row.get("commit_max_ms", 0.0)
         name, ms = max(parts.items(), key=lambda item: item[1])
         if ms >= inside / 2:
             return name
@@ -114,6 +120,8 @@ def cause(row: dict[str, Any], target_ms: float) -> str:
         ),
         "event-loop lag (the request waited to be read)": row.get("loop_lag_max_ms", 0.0),
     }
+    if writes:  # the requests behind a stalled commit on its connection wait with it
+        parts["queued behind a commit waiting on the disk"] = row.get("commit_max_ms", 0.0)
     name, ms = max(parts.items(), key=lambda item: item[1])
     if ms >= outside / 2:
         return name
@@ -140,6 +148,8 @@ def merge(
     server: dict[int, dict[str, Any]],
     machine: dict[int, dict[str, Any]],
     target_ms: float,
+    *,
+    writes: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per second of the run: the client's figures, the server's, and the cause."""
     rows = []
@@ -155,7 +165,7 @@ def merge(
             **server.get(second, {}),
             **machine.get(second, {}),
         }
-        row["cause"] = cause(row, target_ms)
+        row["cause"] = cause(row, target_ms, writes=writes)
         rows.append(row)
     return rows
 

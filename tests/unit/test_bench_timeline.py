@@ -24,6 +24,11 @@ def test_the_servers_part_is_blamed_on_its_largest_figure() -> None:
     assert timeline.cause(_row(12.0, 10.0, gc_max_ms=1.0), 5.0).startswith("the request's own")
     flush = _row(90.0, 88.0, gc_max_ms=1.0, commit_max_ms=80.0)
     assert timeline.cause(flush, 5.0) == "a commit waiting on the disk (WAL flush)"
+    # A read's COMMIT flushes nothing: in a slow second it is as slow as any round trip.
+    assert timeline.cause(flush, 5.0, writes=False).startswith("the request's own")
+    behind = _row(22.0, 4.8, commit_max_ms=24.5, loop_lag_max_ms=1.2, loadgen_late_max_ms=1.0)
+    assert timeline.cause(behind, 8.0) == "queued behind a commit waiting on the disk"
+    assert timeline.cause(behind, 8.0, writes=False).startswith("queued behind the previous")
     loads = _row(12.0, 10.0, gc_max_ms=1.0, index_loads=40)
     assert timeline.cause(loads, 5.0).startswith("search indexes counted or loaded")
 
