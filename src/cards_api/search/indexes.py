@@ -41,8 +41,9 @@ SIZE_RECHECK_SECONDS = 300.0
 """A tenant too small (or too large) for an index is counted again after about this long
 (between half and one and a half times it, at random): a tenant that grows past the minimum is
 ranked by SQL, correctly, until then. The spread keeps a thousand small tenants, first counted
-together when searches begin, from all coming due again in the same seconds (with a fixed 60 s,
-Q's first latency run read a p99 of 270 ms while its 1,000 tenants were counted again)."""
+together when searches begin, from all coming due again in the same seconds (a fixed 60 s is
+the likeliest reading of a first Q latency run with a p99 of 270 ms: its 1,000 tenants came
+due together a minute after Q began)."""
 MAX_SCHEDULED = 100_000
 """Tenants whose next load time is remembered before the past ones are forgotten."""
 SEARCH_WINDOW_SECONDS = 10.0
