@@ -34,6 +34,10 @@ def _p99(values: list[float]) -> float:
     return ordered[max(0, math.ceil(len(ordered) * 0.99) - 1)] if ordered else 0.0
 
 
+WORST_OF_WORKERS = ("loop_lag_max_ms", "gc_max_ms", "pool_wait_max_ms", "commit_max_ms")
+SUMMED_OVER_WORKERS = ("key_lookups", "index_loads", "gc_gen2")
+
+
 def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, Any]]:
     """Per second, from the API's log after byte `offset`: request p99 and the stall figures
     (the worst over worker processes; key look-ups and purges summed). Only requests that began
@@ -54,14 +58,11 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
                     durations[math.floor(at)].append(event["duration_ms"])
             elif name == "stall" and event["second"] >= since:  # a whole second of this run
                 row = seconds[event["second"]]
-                for key in ("loop_lag_max_ms", "gc_max_ms", "pool_wait_max_ms"):
-                    row[key] = max(row.get(key, 0.0), event[key])
-                row["commit_max_ms"] = max(
-                    row.get("commit_max_ms", 0.0), event.get("commit_max_ms", 0.0)
-                )
-                row["key_lookups"] = row.get("key_lookups", 0) + event["key_lookups"]
-                row["index_loads"] = row.get("index_loads", 0) + event.get("index_loads", 0)
-                row["gc_gen2"] = row.get("gc_gen2", 0) + event["gc_gen2"]
+                # (Figures a server of an older version did not log count as nothing.)
+                for key in WORST_OF_WORKERS:
+                    row[key] = max(row.get(key, 0.0), event.get(key, 0.0))
+                for key in SUMMED_OVER_WORKERS:
+                    row[key] = row.get(key, 0) + event.get(key, 0)
             elif name == "purged":
                 row = seconds[math.floor(_epoch(event["timestamp"]))]
                 row["purge_ms"] = row.get("purge_ms", 0.0) + event["duration_ms"]
@@ -260,10 +261,22 @@ class MachineSampler:
 
     async def _sample(self) -> None:
         conn = await asyncpg.connect(self.dsn)
-        checkpoints = "SELECT num_done FROM pg_stat_checkpointer"  # PostgreSQL 17 and later
+        # One round trip a second for both (pg_stat_checkpointer: PostgreSQL 17 and later).
+        query = (
+            "SELECT (SELECT count(*) FROM pg_stat_activity"
+            "        WHERE backend_type = 'autovacuum worker'),"
+            "       (SELECT num_done FROM pg_stat_checkpointer)"
+        )
+
+        async def postgres() -> tuple[int, int]:
+            """Autovacuum workers running, and checkpoints done since the server started."""
+            row = await conn.fetchrow(query)
+            assert row is not None  # scalar subqueries: always one row
+            return int(row[0]), int(row[1])
+
         try:
             before, groups_before = self._cpu(), _process_ticks()
-            done_before = await conn.fetchval(checkpoints)
+            _, done_before = await postgres()
             while not self._stop.wait(1.0 - time.time() % 1.0):
                 now, groups = self._cpu(), _process_ticks()
                 delta = [b - a for a, b in zip(before, now, strict=True)]
@@ -277,17 +290,14 @@ class MachineSampler:
                     for group in PROCESS_GROUPS
                 }
                 before, groups_before = now, groups
-                # user nice system idle iowait irq softirq steal ...
-                autovacuum = await conn.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-                )
-                done = await conn.fetchval(checkpoints)
+                autovacuum, done = await postgres()
                 ended, done_before = done - done_before, done
+                # user nice system idle iowait irq softirq steal ...
                 self.seconds[math.floor(time.time()) - 1] = {
                     "idle_pct": round(100 * delta[3] / total, 1),
                     "iowait_pct": round(100 * delta[4] / total, 1),
                     "steal_pct": round(100 * delta[7] / total, 1),
-                    "autovacuum": autovacuum or 0,
+                    "autovacuum": autovacuum,
                     "checkpoint_ended": ended,
                     **shares,
                 }

@@ -90,6 +90,8 @@ class SearchIndexes:
     def current(self, tenant_id: UUID, embedder: str) -> TenantIndex | None:
         """The tenant's index if one is loaded (it may have gone stale since); else None, and a
         load queued if the tenant is searched often."""
+        if self.max_cards <= 0:  # indexes off: nothing to count or load
+            return None
         key = (tenant_id, embedder)
         index = self._indexes.get(key)
         if index is not None:
@@ -158,7 +160,7 @@ class SearchIndexes:
         return rows
 
     def _want(self, key: Key) -> None:
-        if self.max_cards <= 0 or key in self._queue:
+        if key in self._queue:
             return
         now = time.monotonic()
         if now < self._not_before.get(key, 0.0):
