@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cards_api.search.embedder import (
+    _SEGMENTS,
+    ON_LOOP_MAX_CHARS,
+    PIECE_MAX_CHARS,
     EmbedderUnavailable,
     LocalEmbedder,
     RemoteConfig,
@@ -81,7 +85,36 @@ _texts = st.lists(
 def test_local_tokens_are_the_tokenizers_own_for_the_whole_text(text: str) -> None:
     whole: Any = _whole_text_tokenizer()
     assert normalised(text) == whole.normalizer.normalize_str(text)
-    assert _embedder().token_ids(text) == whole.encode(text, add_special_tokens=False).ids
+    ids = whole.encode(text, add_special_tokens=False).ids
+    assert _embedder().token_ids(text) == ids
+    # Once tokenized, the same ids from memory alone (what the event loop may use), unless a
+    # piece was too long to be remembered.
+    remembered = _embedder().remembered_ids(text)
+    long_piece = any(len(piece) > PIECE_MAX_CHARS for piece in _SEGMENTS.findall(normalised(text)))
+    assert remembered == (None if long_piece else ids)
+
+
+async def test_only_a_short_text_of_remembered_words_is_embedded_on_the_event_loop() -> None:
+    embedder = LocalEmbedder()
+    threads: list[int] = []
+    pooled = embedder._pooled
+
+    def recorded(texts_ids: list[list[int]]) -> list[list[float]]:
+        threads.append(threading.get_ident())
+        return pooled(texts_ids)
+
+    embedder._pooled = recorded  # type: ignore[method-assign]
+    loop = threading.get_ident()
+    query = "solar panels for a small bakery"
+    first = await embedder.embed([query])  # words not yet tokenized: the tokenizer, in a thread
+    again = await embedder.embed([query])  # remembered: on the loop
+    assert first == again == embedder.embed_now([query])
+    threads.clear()
+    await embedder.embed([query])
+    await embedder.embed([query, query])  # a batch
+    await embedder.embed(["solar " * (ON_LOOP_MAX_CHARS // 6 + 1)])  # too long, though known
+    assert threads[0] == loop
+    assert all(thread != loop for thread in threads[1:]), threads
 
 
 @settings(max_examples=100, deadline=None)
