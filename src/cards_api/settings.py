@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     embeddings_dimension: Annotated[int | None, Field(ge=1, le=16_000)] = None
     embeddings_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     context_ttl: Annotated[int, Field(ge=60, le=3650 * 86400)] = 30 * 86400
-    # Cards each API process may hold in search indexes (~1.5 KB each at 256 dimensions; 0: every
-    # search runs as SQL). A tenant with more cards than this is always searched by SQL.
+    # Cards each API process may hold in search indexes (~1.5 KB each at 256 dimensions, plus
+    # title and content; 0: every search runs as SQL). A tenant with more cards than this is
+    # always searched by SQL.
     search_index_cards: Annotated[int, Field(ge=0, le=10_000_000)] = 100_000
     # A tenant with fewer live cards is searched by SQL (cheap at that size) rather than copied.
     search_index_min_cards: Annotated[int, Field(ge=1, le=10_000_000)] = 100

@@ -8,7 +8,7 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -70,7 +70,7 @@ async def _load(app: FastAPI, tenant: Tenant) -> None:
     assert index is not None
 
 
-def _assert_same_ranking(by_index: list[Any], by_sql: list[Any]) -> None:
+def _assert_same_ranking(by_index: Sequence[Any], by_sql: Sequence[Any]) -> None:
     """The same cards, columns, scores and order; only cards whose scores differ by less than
     single-precision rounding (pgvector and NumPy sum cosines in different orders) may trade
     places, or places at the limit."""
@@ -88,7 +88,7 @@ def _assert_same_ranking(by_index: list[Any], by_sql: list[Any]) -> None:
     assert twins == sorted(twins)  # exact ties: by card id, as in SQL
 
 
-def _assert_same_fusion(by_index: list[Any], by_sql: list[Any]) -> None:
+def _assert_same_fusion(by_index: Sequence[Any], by_sql: Sequence[Any]) -> None:
     """Fused rankings agree as far as their parts do. Two cards whose distances differ by less
     than single-precision rounding may trade places in the semantic ranking (pgvector and NumPy
     sum in different orders), and each moves one place: a fused score changes by at most
@@ -140,7 +140,7 @@ async def test_the_index_ranks_exactly_as_the_sql_statements(
         Filters(card_types=["insight"], tags=["blue", "green"]),
     ]
     compared = 0
-    for _ in range(12):
+    for round_ in range(12):
         words = [*WORDS, "the", "and", "unknownword"]
         query = " ".join(rng.choices(words, k=rng.randint(1, 6))) + " harbour"
         for mode in SearchMode:
@@ -155,6 +155,8 @@ async def test_the_index_ranks_exactly_as_the_sql_statements(
                             "tenant_id": tenant.id,
                             "filters": where,
                             "limit": limit,
+                            # A context's candidates: the prompt's columns, from the index.
+                            "prompt": round_ % 2 == 1,
                         }
                         by_index = await search.rank(conn, plan, indexes=_indexes(app), **args)
                         by_sql = await search.rank(conn, plan, **args)
@@ -223,6 +225,26 @@ async def test_a_write_is_found_by_the_very_next_search(
         new["id"],
     )
     assert await titles("dirigible") == ["Dirigible fares"]
+
+    async def context(task: str) -> str:
+        response = await client.post(
+            "/api/v1/context", json={"task": task, "token_budget": 2000}, headers=tenant.headers()
+        )
+        assert response.status_code == 200, response.text
+        text: str = response.json()["text"]
+        return text
+
+    # A context's cards come from the index's own copy of them: never one older than the data.
+    await _load(app, tenant)
+    assert "### Dirigible fares\ntext: airship\n" in await context("dirigible")
+    await _by_hand(
+        owner_pool,
+        tenant,
+        """UPDATE cards SET content = '{"text": "hydrogen airship"}'
+           WHERE tenant_id = $1 AND id = $2""",
+        new["id"],
+    )
+    assert "### Dirigible fares\ntext: hydrogen airship\n" in await context("dirigible")
 
     await _load(app, tenant)
     await _by_hand(

@@ -39,7 +39,7 @@ def _candidate(card_type: str, title: str, content: dict[str, Any]) -> Candidate
         "title": title,
         "content": orjson.dumps(content).decode(),
     }
-    return Candidate(row, 0.5)  # type: ignore[arg-type]  # a mapping reads like a Record
+    return Candidate(row, 0.5)
 
 
 @settings(max_examples=150, deadline=None)

@@ -16,7 +16,7 @@ import orjson
 from cards_api.db.queries import cards as cards_q
 from cards_api.db.queries import versions as versions_q
 from cards_api.db.queries.search import Filters
-from cards_api.db.types import Connection
+from cards_api.db.types import Connection, Row
 from cards_api.domain import search
 from cards_api.domain.schemas import BatchCreateRequest, CardPatch, RetrieveRequest
 from cards_api.domain.search import Plan
@@ -103,7 +103,7 @@ async def retrieve(
     request: RetrieveRequest,
     plan: Plan | None,
     indexes: SearchIndexes | None = None,
-) -> tuple[list[asyncpg.Record], list[UUID]]:
+) -> tuple[Sequence[Row], list[UUID]]:
     """Cards for a workflow; with `card_ids`, in the order asked plus the ids not found. With a
     query (`plan`), ranked best first, each row carrying its `score`."""
     card_types = [t.value for t in request.card_types] if request.card_types else None

@@ -24,7 +24,7 @@ from cards_api.db.queries import cards as cards_q
 from cards_api.db.queries import contexts as contexts_q
 from cards_api.db.queries import usage as usage_q
 from cards_api.db.queries.search import Filters
-from cards_api.db.types import Connection
+from cards_api.db.types import Connection, Row
 from cards_api.domain import search
 from cards_api.domain.render import readable
 from cards_api.domain.schemas import ContextFormat, ContextRequest
@@ -40,7 +40,7 @@ array's two brackets are counted once, up front)."""
 
 @dataclass(slots=True)
 class Candidate:
-    row: asyncpg.Record
+    row: Row
     score: float | None
 
     @property

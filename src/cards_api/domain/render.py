@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from cards_api.db.types import Row
+
 _OPTIONS = orjson.OPT_UTC_Z
 
 
@@ -19,7 +21,7 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=_OPTIONS)
 
 
-def card(row: asyncpg.Record) -> dict[str, Any]:
+def card(row: Row) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "tenant_id": str(row["tenant_id"]),
@@ -36,7 +38,7 @@ def card(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def scored_card(row: asyncpg.Record) -> dict[str, Any]:
+def scored_card(row: Row) -> dict[str, Any]:
     """A card found by a query, with its `score` (higher is better, comparable within one
     response)."""
     return {**card(row), "score": float(row["score"])}

@@ -8,16 +8,16 @@ statement computing the same ranking in PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-import asyncpg
 import structlog
 
 from cards_api import metrics
 from cards_api.db.queries import search as search_q
 from cards_api.db.queries.search import Filters
-from cards_api.db.types import Connection
+from cards_api.db.types import Connection, Row
 from cards_api.domain.schemas import SearchMode
 from cards_api.errors import ServiceUnavailable
 from cards_api.search.embedder import Embedder, EmbedderUnavailable, Vector
@@ -76,7 +76,7 @@ async def rank(
     limit: int,
     prompt: bool = False,
     indexes: SearchIndexes | None = None,
-) -> list[asyncpg.Record]:
+) -> Sequence[Row]:
     """Live cards matching the filters, best first, each with its `score` (higher is better);
     with `prompt`, only the columns a prompt is built from (`search_q.PROMPT_COLUMNS`).
 
@@ -136,7 +136,7 @@ async def _rank_in_process(
     filters: Filters,
     limit: int,
     prompt: bool,
-) -> list[asyncpg.Record] | None:
+) -> Sequence[Row] | None:
     """`rank` from the tenant's index; None when there is none current (or the query holds a
     word PostgreSQL would match as a phrase), and the SQL ranking answers instead."""
     index = indexes.current(tenant_id, plan.embedder)

@@ -4,8 +4,8 @@
 A hybrid search over 2,000 cards spent ~3 ms of PostgreSQL's CPU per query computing BM25 over
 the matching cards and 2,000 cosine distances (docs/performance.md); PostgreSQL was most of the
 search's cost and S could not reach three times its peer. Held in memory (NumPy arrays, ~1.5 KB
-a card with 256-dimension vectors), the same rankings take a fraction of a millisecond, and the
-database only returns the chosen cards.
+a card with 256-dimension vectors, and the card's title and content for a context's prompt), the
+same rankings take a fraction of a millisecond, and the database only returns the chosen cards.
 
 The arithmetic is the SQL's, step for step: BM25 over the lexemes of each card's `search`
 tsvector (term frequency = positions, length = lexemes, N = the filtered live cards, average
@@ -33,6 +33,7 @@ from cards_api.db.queries.search import (
     Filters,
 )
 
+PROMPT_ROW = ("id", "version", "card_type", "title", "content", "score")
 Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -50,6 +51,11 @@ class TenantIndex:
         self.generation = generation
         self.size = len(rows)
         self.ids: list[UUID] = [row["id"] for row in rows]
+        # What a prompt is built from (`search_q.PROMPT_COLUMNS`), as PostgreSQL returned it.
+        self._prompt = [
+            (row["id"], row["version"], row["card_type"], row["title"], row["content"])
+            for row in rows
+        ]
         self.row_of: dict[UUID, int] = {card_id: i for i, card_id in enumerate(self.ids)}
         self._types: dict[str, Mask] = {}
         self._tags: dict[str, Mask] = {}
@@ -228,6 +234,15 @@ class TenantIndex:
     def cards(self, ranking: Ranking) -> tuple[list[UUID], list[float]]:
         rows, scores = ranking
         return [self.ids[row] for row in rows.tolist()], scores.tolist()
+
+    def prompt_rows(self, ranking: Ranking) -> list[dict[str, Any]]:
+        """The ranked cards with the prompt's columns and their scores, as the fetch statement
+        returns them; only valid while the tenant's generation is this index's."""
+        rows, scores = ranking
+        return [
+            dict(zip(PROMPT_ROW, (*self._prompt[row], score), strict=True))
+            for row, score in zip(rows.tolist(), scores.tolist(), strict=True)
+        ]
 
 
 def _array(vector: Any) -> npt.NDArray[np.float32] | None:

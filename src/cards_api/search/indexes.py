@@ -28,7 +28,7 @@ import structlog
 from cards_api import metrics, stalls
 from cards_api.db.queries import search_index as search_index_q
 from cards_api.db.queries.tenancy import abandon, begin_for_tenant, commit
-from cards_api.db.types import Connection
+from cards_api.db.types import Connection, Row
 from cards_api.search.index import Ranking, TenantIndex
 
 log = structlog.get_logger("cards_api.search_index")
@@ -143,18 +143,30 @@ class SearchIndexes:
         tenant_id: UUID,
         embedder: str,
         prompt: bool,
-    ) -> list[asyncpg.Record] | None:
+    ) -> Sequence[Row] | None:
         """The ranked cards as the SQL ranking returns them; None (and the index dropped) when
-        the index turns out stale."""
-        ids, scores = index.cards(ranking)
-        rows = await search_index_q.fetch_ranked(
-            conn,
-            tenant_id=tenant_id,
-            ids=ids,
-            scores=scores,
-            generation=index.generation,
-            prompt=prompt,
-        )
+        the index turns out stale.
+
+        A prompt's columns (a context's ~100 candidates) come from the index itself once one
+        statement has confirmed the generation: every column is one the generation covers, and
+        PostgreSQL writing ~100 cards' JSON out and the API reading it back was most of a
+        context's database work (docs/performance.md)."""
+        rows: Sequence[Row] | None
+        if prompt:
+            still = await search_index_q.current(
+                conn, tenant_id=tenant_id, generation=index.generation
+            )
+            rows = index.prompt_rows(ranking) if still else None
+        else:
+            ids, scores = index.cards(ranking)
+            rows = await search_index_q.fetch_ranked(
+                conn,
+                tenant_id=tenant_id,
+                ids=ids,
+                scores=scores,
+                generation=index.generation,
+                prompt=prompt,
+            )
         if rows is None:
             self.stale(tenant_id, embedder, index)
         return rows

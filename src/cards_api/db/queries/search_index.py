@@ -24,7 +24,7 @@ GENERATION = "(SELECT generation FROM search_generations WHERE tenant_id = $1)"
 # frequencies are the positions of each lexeme (`cardinality(positions)`), in the tsvector's own
 # order, which `tsvector_to_array` shares; `dl` is `length(search)`, as the BM25 statement has.
 LOAD = """
-SELECT c.id, c.version, c.card_type, c.tags, length(c.search) AS dl,
+SELECT c.id, c.version, c.card_type, c.title, c.content, c.tags, length(c.search) AS dl,
        tsvector_to_array(c.search) AS lexemes,
        ARRAY(SELECT cardinality(u.positions) FROM unnest(c.search) AS u) AS tfs,
        e.version AS embedded_version, e.embedding
@@ -69,6 +69,12 @@ FETCH_PROMPT = _fetch_sql(prompt=True)
 STILL = f"SELECT {GENERATION} IS NOT DISTINCT FROM $2"
 
 
+async def current(conn: Connection, *, tenant_id: UUID, generation: int | None) -> bool:
+    """Whether the tenant's generation is still `generation` in this transaction's snapshot."""
+    still: bool = await conn.fetchval(STILL, tenant_id, generation)
+    return still
+
+
 async def fetch_ranked(
     conn: Connection,
     *,
@@ -81,8 +87,7 @@ async def fetch_ranked(
     """The ranked cards with their scores, in rank order, as the ranking statements return them;
     None when the tenant's generation is no longer `generation` (the ranking may be stale)."""
     if not ids:
-        still = await conn.fetchval(STILL, tenant_id, generation)
-        return [] if still else None
+        return [] if await current(conn, tenant_id=tenant_id, generation=generation) else None
     rows = await conn.fetch(FETCH_PROMPT if prompt else FETCH, tenant_id, ids, scores, generation)
     # At the same generation every ranked card is live: fewer rows means it moved on.
     return rows if len(rows) == len(ids) else None
