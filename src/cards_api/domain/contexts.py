@@ -122,16 +122,15 @@ class Packing:
 
     def offer(self, candidate: Candidate, *, limited: bool = True) -> None:
         card_type = candidate.card_type
-        card_id = str(candidate.row["id"])
         if limited and self.types.get(card_type, 0) >= self.per_type_limit.get(card_type, 10**9):
-            self.omitted.append({"id": card_id, "reason": "per_type_limit"})
+            self.omitted.append({"id": str(candidate.row["id"]), "reason": "per_type_limit"})
             return
         block, own = _block(candidate, self.fmt)
         cost = own + JOIN_TOKENS
         if self.fmt is ContextFormat.MARKDOWN and card_type not in self.types:
             cost += tokenizer.count_piece(_heading(card_type)) + JOIN_TOKENS
         if self.used + cost > self.budget:
-            self.omitted.append({"id": card_id, "reason": "budget"})
+            self.omitted.append({"id": str(candidate.row["id"]), "reason": "budget"})
             return
         self.packed.append((candidate, block))
         self.costs.append(own)
