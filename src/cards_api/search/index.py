@@ -29,11 +29,13 @@ from cards_api.db.queries.search import (
     BM25_K1,
     FEEDBACK_CARDS,
     FEEDBACK_WEIGHT,
+    PROMPT_COLUMNS,
     RRF_K,
     Filters,
 )
 
-PROMPT_FIELDS = ("id", "version", "card_type", "title", "content")
+PROMPT_FIELDS = tuple(column.split(".")[-1].strip() for column in PROMPT_COLUMNS.split(","))
+"""What a prompt is built from, as `search_q.PROMPT_COLUMNS` names it for the SQL rankings."""
 Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -51,8 +53,8 @@ class TenantIndex:
         self.generation = generation
         self.size = len(rows)
         self.ids: list[UUID] = [row["id"] for row in rows]
-        # What a prompt is built from (`search_q.PROMPT_COLUMNS`), as PostgreSQL returned it,
-        # one dict a card: a context copies ~100 of them (building each from a tuple cost ~2 µs).
+        # What a prompt is built from, as PostgreSQL returned it, one dict a card: a context
+        # copies ~100 of them (building each from a tuple cost ~2 µs).
         self._prompt: list[dict[str, Any]] = [
             {column: row[column] for column in PROMPT_FIELDS} for row in rows
         ]

@@ -165,7 +165,6 @@ class SearchIndexes:
                 ids=ids,
                 scores=scores,
                 generation=index.generation,
-                prompt=prompt,
             )
         if rows is None:
             self.stale(tenant_id, embedder, index)

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from cards_api.db.queries.search import COLUMNS, PROMPT_COLUMNS
+from cards_api.db.queries.search import COLUMNS
 from cards_api.db.types import Connection
 
 GENERATION = "(SELECT generation FROM search_generations WHERE tenant_id = $1)"
@@ -54,18 +54,15 @@ async def load(conn: Connection, *, tenant_id: UUID, embedder: str) -> list[asyn
     return await conn.fetch(LOAD, tenant_id, embedder)
 
 
-def _fetch_sql(prompt: bool) -> str:
-    return f"""
-    SELECT {PROMPT_COLUMNS if prompt else COLUMNS}, ranked.score
-    FROM unnest($2::uuid[], $3::float8[]) WITH ORDINALITY AS ranked(id, score, n)
-    JOIN cards ON cards.tenant_id = $1 AND cards.id = ranked.id AND cards.archived_at IS NULL
-    WHERE {GENERATION} IS NOT DISTINCT FROM $4
-    ORDER BY ranked.n
-    """
-
-
-FETCH = _fetch_sql(prompt=False)
-FETCH_PROMPT = _fetch_sql(prompt=True)
+# The ranked cards of a search. A context's candidates are not fetched: their prompt's columns
+# come from the index once `current` has confirmed its generation (`SearchIndexes.fetch`).
+FETCH = f"""
+SELECT {COLUMNS}, ranked.score
+FROM unnest($2::uuid[], $3::float8[]) WITH ORDINALITY AS ranked(id, score, n)
+JOIN cards ON cards.tenant_id = $1 AND cards.id = ranked.id AND cards.archived_at IS NULL
+WHERE {GENERATION} IS NOT DISTINCT FROM $4
+ORDER BY ranked.n
+"""
 STILL = f"SELECT {GENERATION} IS NOT DISTINCT FROM $2"
 
 
@@ -82,13 +79,12 @@ async def fetch_ranked(
     ids: Sequence[UUID],
     scores: Sequence[float],
     generation: int | None,
-    prompt: bool,
 ) -> list[asyncpg.Record] | None:
     """The ranked cards with their scores, in rank order, as the ranking statements return them;
     None when the tenant's generation is no longer `generation` (the ranking may be stale)."""
     if not ids:
         return [] if await current(conn, tenant_id=tenant_id, generation=generation) else None
-    rows = await conn.fetch(FETCH_PROMPT if prompt else FETCH, tenant_id, ids, scores, generation)
+    rows = await conn.fetch(FETCH, tenant_id, ids, scores, generation)
     # At the same generation every ranked card is live: fewer rows means it moved on.
     return rows if len(rows) == len(ids) else None
 
