@@ -188,9 +188,9 @@ class LocalEmbedder:
         """In a thread, except one text of at most ON_LOOP_MAX_CHARS whose words are all
         remembered (a search's query or a context's task, usually): that one is look-ups and a
         mean of a few dozen rows, ~40 µs, and handing it to a thread cost more than it saves.
-        Measured on a one-worker server at saturation, hybrid searches: 1,534 → 1,354 and
-        1,807 → 1,408 µs of the API's CPU a search in two series (the thread's wake-ups and
-        the GIL's hand-overs, twice a search, on a busy loop); docs/performance.md."""
+        Measured on a one-worker server at saturation, hybrid searches: 1,649 → 1,342 µs of
+        the API's CPU a search, medians of three rounds in turn (the thread's wake-ups and the
+        GIL's hand-overs, twice a search, on a busy loop); docs/performance.md."""
         with metrics.time_embedding(self.name):
             if len(texts) == 1 and len(texts[0]) <= ON_LOOP_MAX_CHARS:
                 ids = self.remembered_ids(texts[0])
