@@ -36,6 +36,7 @@ from cards_api.db.queries.search import (
 
 PROMPT_FIELDS = tuple(column.split(".")[-1].strip() for column in PROMPT_COLUMNS.split(","))
 """What a prompt is built from, as `search_q.PROMPT_COLUMNS` names it for the SQL rankings."""
+
 Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -238,8 +239,8 @@ class TenantIndex:
         return [self.ids[row] for row in rows.tolist()], scores.tolist()
 
     def prompt_rows(self, ranking: Ranking) -> list[dict[str, Any]]:
-        """The ranked cards with the prompt's columns and their scores, as the fetch statement
-        returns them; only valid while the tenant's generation is this index's."""
+        """The ranked cards with the prompt's columns and their scores, as the SQL rankings
+        return them with `prompt`; only valid while the tenant's generation is this index's."""
         rows, scores = ranking
         return [
             {**self._prompt[row], "score": score}
