@@ -236,7 +236,9 @@ async def test_a_write_is_found_by_the_very_next_search(
 
     # A context's cards come from the index's own copy of them: never one older than the data.
     await _load(app, tenant)
+    before = _ranked()
     assert "### Dirigible fares\ntext: airship\n" in await context("dirigible")
+    assert _ranked()["index"] == before["index"] + 1  # taken from the copy
     await _by_hand(
         owner_pool,
         tenant,
