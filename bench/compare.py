@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench import http, seed
+from bench import http, seed, timeline
 from cards_api.db import migrate
 from cards_api.db.embedded import start_embedded
 
@@ -27,36 +27,11 @@ WORKTREE = "WORKTREE"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[str, int, float]]:
-    """Every process: its name, parent and CPU seconds so far (from /proc)."""
-    found: dict[int, tuple[str, int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (name, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
-    return found
-
-
-def cpu_seconds(root: int) -> tuple[float, float]:
-    """CPU seconds of `root` and its descendants, and of every postgres process."""
-    processes = _processes()
-    tree = {root}
-    grew = True
-    while grew:
-        grew = False
-        for pid, (_, parent, _) in processes.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    api = sum(processes[pid][2] for pid in tree if pid in processes)
-    postgres = sum(cpu for name, _, cpu in processes.values() if name == "postgres")
-    return api, postgres
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds so far of the API's processes and of PostgreSQL's (backends and background),
+    counted by the timeline's process groups (one server runs at a time here)."""
+    ticks = timeline.process_ticks()
+    return ticks["api"] / TICKS, (ticks["pg_backends"] + ticks["pg_background"]) / TICKS
 
 
 def export(revision: str, into: Path) -> Path:
@@ -80,9 +55,9 @@ def measure(
     server = http.start_api(dsn, 1, log)
     try:
         http.wrk(server.url, op, data, connections=8, seconds=2)  # warm: keys, indexes
-        api_before, pg_before = cpu_seconds(server.process.pid)
+        api_before, pg_before = cpu_seconds()
         outcome = http.wrk(server.url, op, data, connections=8, seconds=seconds)
-        api_after, pg_after = cpu_seconds(server.process.pid)
+        api_after, pg_after = cpu_seconds()
     finally:
         server.stop()
         os.environ.pop("PYTHONPATH", None)

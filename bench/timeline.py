@@ -216,7 +216,7 @@ def process_group(cmdline: str) -> str:
     return "other"
 
 
-def _process_ticks() -> dict[str, int]:
+def process_ticks() -> dict[str, int]:
     """CPU ticks (user + system) used so far by the live processes of each group."""
     ticks = dict.fromkeys(PROCESS_GROUPS, 0)
     for entry in Path("/proc").iterdir():
@@ -275,10 +275,10 @@ class MachineSampler:
             return int(row[0]), int(row[1])
 
         try:
-            before, groups_before = self._cpu(), _process_ticks()
+            before, groups_before = self._cpu(), process_ticks()
             _, done_before = await postgres()
             while not self._stop.wait(1.0 - time.time() % 1.0):
-                now, groups = self._cpu(), _process_ticks()
+                now, groups = self._cpu(), process_ticks()
                 delta = [b - a for a, b in zip(before, now, strict=True)]
                 total = sum(delta) or 1
                 # A process that ended within the second drops out of its group's sum: a

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import structlog
 
-from cards_api import metrics
+from cards_api import limits, metrics
 from cards_api.settings import Settings
 
 log = structlog.get_logger("cards_api.embedder")
@@ -39,9 +39,9 @@ LOCAL_DIMENSION = 256
 _SEGMENTS = re.compile("▁+[^▁]*|[^▁]+")
 PIECE_CACHE_ENTRIES = 32768
 PIECE_MAX_CHARS = 64
-# The longest single text `LocalEmbedder.embed` may embed on the event loop (a search's query
-# is at most this long): ~0.1 ms at most when all its words are remembered.
-ON_LOOP_MAX_CHARS = 500
+# The longest single text `LocalEmbedder.embed` may embed on the event loop: a search's query
+# at its longest, ~0.1 ms at most when all its words are remembered.
+ON_LOOP_MAX_CHARS = limits.MAX_QUERY_CHARS
 
 
 class EmbedderUnavailable(Exception):
