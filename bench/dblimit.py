@@ -42,6 +42,12 @@ def _transaction(tenants: int, *statements: str, sets: str = "", before: str = "
     return "\n".join(lines) + "\n"
 
 
+def _one_statement(tenants: int, statement: str, *, sets: str = "") -> str:
+    """A read the service sends alone: a function binding its tenant itself (revision 0010)."""
+    lines = [f"\\set t random(1, {tenants})", *filter(None, sets.splitlines()), statement]
+    return "\n".join(lines) + "\n"
+
+
 def scripts(tenants: int) -> dict[str, str]:
     tenant = f"{tenant_sql()}::uuid"
     cards = [card_sql(f"c{n}") for n in range(1, 5)]
@@ -60,13 +66,14 @@ def scripts(tenants: int) -> dict[str, str]:
     words = "ARRAY[" + ", ".join(f"'{w}'" for w in WORDS) + "]"
     key = "'pgbench-' || CAST(:client_id AS text) || '-' || CAST(:k AS text)"
     return {
-        "R": _transaction(
+        "R": _one_statement(
             tenants,
             bind(
-                cards_q.find_cards_sql(ids=True, card_types=False, tags=False),
+                cards_q.BY_IDS,
                 tenant,
                 "ARRAY[" + ", ".join(cards) + "]",
-                "4",
+                "NULL::text[]",
+                "NULL::text[]",
             ),
             sets=card_sets,
         ),

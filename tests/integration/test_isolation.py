@@ -189,6 +189,70 @@ async def test_the_text_match_function_returns_only_the_bound_tenants_live_cards
         await conn.close()
 
 
+async def test_the_self_binding_reads_return_only_their_tenants_live_cards_and_bind_nothing_after(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, database_url: str
+) -> None:
+    """Revision 0010's functions bind their statement to the tenant they are given (a retrieve
+    by ids and a search's fetch are one statement, no transaction block): they must return that
+    tenant's live cards only, leave the pooled connection bound to no one, and never rebind a
+    transaction that belongs to another tenant."""
+
+    async def create(owner: Tenant, title: str) -> uuid.UUID:
+        response = await client.post(
+            "/api/v1/cards/batch", json={"cards": [card(title=title)]}, headers=owner.headers()
+        )
+        assert response.status_code == 201, response.text
+        return uuid.UUID(response.json()["cards"][0]["id"])
+
+    mine, archived = await create(tenant, "Mine"), await create(tenant, "Archived")
+    theirs = await create(other_tenant, "Theirs")
+    gone = await client.delete(f"/api/v1/cards/{archived}", headers=tenant.headers())
+    assert gone.status_code == 204
+    everything = [mine, archived, theirs]
+    conn = await _app_connection(database_url)
+    try:
+        by_ids = "SELECT * FROM cards_by_ids($1, $2, NULL, NULL)"
+        rows = await conn.fetch(by_ids, tenant.id, everything)
+        assert [row["id"] for row in rows] == [mine]
+        current = await _generation(conn, tenant.id)
+        assert current is not None
+        ranked = "SELECT id, score FROM cards_ranked($1, $2, $3, $4)"
+        rows = await conn.fetch(ranked, tenant.id, everything, [3.0, 2.0, 1.0], current)
+        assert [(row["id"], row["score"]) for row in rows] == [(mine, 3.0)]
+        # At any other generation the ranking may be stale: nothing, and not current.
+        assert await conn.fetch(ranked, tenant.id, everything, [3.0, 2.0, 1.0], current - 1) == []
+        still = "SELECT cards_search_current($1, $2)"
+        assert await conn.fetchval(still, tenant.id, current) is True
+        assert await conn.fetchval(still, tenant.id, current - 1) is False
+        # Bound to no one once the statement is over: the policies see nothing.
+        assert await conn.fetchval("SELECT cards_current_tenant()") is None
+        assert await conn.fetchval("SELECT count(*) FROM cards") == 0
+        async with conn.transaction():
+            await conn.execute(SET_TENANT, str(tenant.id))
+            for call, args in (
+                (by_ids, (other_tenant.id, [theirs])),
+                ("SELECT cards_search_current($1, NULL)", (other_tenant.id,)),
+            ):
+                with pytest.raises(asyncpg.RaiseError, match="bound to another tenant"):
+                    async with conn.transaction():  # a savepoint, so the outer one goes on
+                        await conn.fetch(call, *args)
+            # The same tenant is confirmed, not refused.
+            assert len(await conn.fetch(by_ids, tenant.id, [mine])) == 1
+        with pytest.raises(asyncpg.RaiseError, match="no tenant"):
+            await conn.fetch("SELECT * FROM cards_by_ids(NULL, $1, NULL, NULL)", [mine])
+    finally:
+        await conn.close()
+
+
+async def _generation(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> int | None:
+    async with conn.transaction():
+        await conn.execute(SET_TENANT, str(tenant_id))
+        value: int | None = await conn.fetchval(
+            "SELECT generation FROM search_generations WHERE tenant_id = $1", tenant_id
+        )
+    return value
+
+
 async def test_the_database_refuses_a_row_for_another_tenant(
     tenant: Tenant, other_tenant: Tenant, database_url: str
 ) -> None:

@@ -116,7 +116,8 @@ async def retrieve_cards(request: Request, principal: CardsRead) -> Response:
     plan = None
     if body.query is not None:  # embedded before the transaction: no connection waits on it
         plan = await search.plan(request.app.state.embedder, body.query, body.mode)
-    async with tenant_session(request, principal) as session:
+    # Deferred: by ids, or ranked from a search index, the read is one statement on its own.
+    async with tenant_session(request, principal, deferred=True) as session:
         rows, missing = await cards.retrieve(
             session.conn,
             tenant_id=session.tenant_id,

@@ -1,9 +1,13 @@
-"""The request's one transaction, bound to its tenant: the only place one begins and ends.
+"""The request's one transaction, bound to its tenant: the only place one ends.
 
 `tenant_session` binds the transaction to the tenant (row-level security), hands the connection
 to the route, and commits when the route's block ends, before the response is sent, or rolls
 back on any error. Nothing below it commits. A route enters it only once it is authorized and
 its body is read and valid, so a pool connection never waits on a client.
+
+A `deferred` session begins no transaction: a read that is one self-binding statement
+(`db/queries/tenancy.py`) runs alone, one round trip instead of three, and the first statement
+that is not self-binding opens the bound transaction (`ensure_bound`), which ends here as any.
 
 It is a context manager rather than a FastAPI dependency with `yield`: the request path skips
 the dependency machinery's exit stacks and cancel scopes, which cost more than the query itself,
@@ -43,7 +47,9 @@ class TenantSession:
 
 
 @contextlib.asynccontextmanager
-async def tenant_session(request: Request, principal: Principal) -> AsyncIterator[TenantSession]:
+async def tenant_session(
+    request: Request, principal: Principal, *, deferred: bool = False
+) -> AsyncIterator[TenantSession]:
     pool: asyncpg.Pool = request.app.state.pool
     hooks: list[Callable[[], None]] = []
     try:
@@ -52,14 +58,16 @@ async def tenant_session(request: Request, principal: Principal) -> AsyncIterato
                 conn=conn, principal=principal, started=time.perf_counter(), after_commit=hooks
             )
             try:
-                await tenancy.begin(conn, principal)
+                if not deferred:
+                    await tenancy.begin(conn, principal)
                 yield session
             except BaseException:
                 await abandon(conn)
                 raise
-            committing = time.perf_counter()
-            await commit(conn)
-            stalls.commit(time.perf_counter() - committing)
+            if conn.is_in_transaction():
+                committing = time.perf_counter()
+                await commit(conn)
+                stalls.commit(time.perf_counter() - committing)
         for hook in hooks:
             hook()
     finally:

@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from cards_api.db.queries import cards as cards_q
+from cards_api.db.queries import tenancy as tenancy_q
 from cards_api.db.queries import versions as versions_q
 from cards_api.db.queries.search import Filters
 from cards_api.db.types import Connection, Row
@@ -105,7 +106,10 @@ async def retrieve(
     indexes: SearchIndexes | None = None,
 ) -> tuple[Sequence[Row], list[UUID]]:
     """Cards for a workflow; with `card_ids`, in the order asked plus the ids not found. With a
-    query (`plan`), ranked best first, each row carrying its `score`."""
+    query (`plan`), ranked best first, each row carrying its `score`.
+
+    `conn` may be outside any transaction (a deferred session): by ids, or ranked from a search
+    index, the read is one self-binding statement; anything else binds a transaction first."""
     card_types = [t.value for t in request.card_types] if request.card_types else None
     wanted = list(dict.fromkeys(request.card_ids)) if request.card_ids is not None else None
     limit = len(wanted) if wanted is not None else request.limit
@@ -118,11 +122,15 @@ async def retrieve(
             limit=limit,
             indexes=indexes,
         )
+    elif wanted is not None:
+        rows = await cards_q.cards_by_ids(
+            conn, tenant_id=tenant_id, ids=wanted, card_types=card_types, tags=request.tags
+        )
     else:
+        await tenancy_q.ensure_bound(conn, tenant_id=tenant_id)
         rows = await cards_q.find_cards(
             conn,
             tenant_id=tenant_id,
-            ids=wanted,
             card_types=card_types,
             tags=request.tags,
             limit=limit,

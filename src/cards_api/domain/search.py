@@ -16,6 +16,7 @@ import structlog
 
 from cards_api import metrics
 from cards_api.db.queries import search as search_q
+from cards_api.db.queries import tenancy as tenancy_q
 from cards_api.db.queries.search import Filters
 from cards_api.db.types import Connection, Row
 from cards_api.domain.schemas import SearchMode
@@ -92,6 +93,7 @@ async def rank(
         metrics.record_search_ranked(in_process=rows is not None)
         if rows is not None:
             return rows
+    await tenancy_q.ensure_bound(conn, tenant_id=tenant_id)
     if plan.mode is SearchMode.TEXT or plan.vector is None:
         return await search_q.rank_text(
             conn,

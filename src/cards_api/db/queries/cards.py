@@ -159,6 +159,24 @@ async def find_cards(
     return await conn.fetch(sql, *args)
 
 
+# Revision 0010's function: binds the tenant itself, so a retrieve by ids is this one statement
+# with no transaction block around it (`queries/tenancy.py`). Columns as CARD_COLUMNS.
+BY_IDS = "SELECT * FROM cards_by_ids($1, $2, $3, $4)"
+
+
+async def cards_by_ids(
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    ids: Sequence[UUID],
+    card_types: Sequence[str] | None,
+    tags: Sequence[str] | None,
+) -> list[asyncpg.Record]:
+    """Live cards among `ids` matching the other filters, in creation order, as `find_cards`
+    with ids; inside or outside a transaction bound to the same tenant."""
+    return await conn.fetch(BY_IDS, tenant_id, ids, card_types, tags)
+
+
 @functools.cache
 def list_page_sql(*, card_type: bool, tag: bool, after: bool) -> str:
     """Parameters in order: tenant, then card type, tag and (created_at, id) when present, then

@@ -15,7 +15,6 @@ from uuid import UUID
 
 import asyncpg
 
-from cards_api.db.queries.search import COLUMNS
 from cards_api.db.types import Connection
 
 GENERATION = "(SELECT generation FROM search_generations WHERE tenant_id = $1)"
@@ -54,20 +53,17 @@ async def load(conn: Connection, *, tenant_id: UUID, embedder: str) -> list[asyn
     return await conn.fetch(LOAD, tenant_id, embedder)
 
 
-# The ranked cards of a search. A context's candidates are not fetched: their prompt's columns
-# come from the index once `current` has confirmed its generation (`SearchIndexes.fetch`).
-FETCH = f"""
-SELECT {COLUMNS}, ranked.score
-FROM unnest($2::uuid[], $3::float8[]) WITH ORDINALITY AS ranked(id, score, n)
-JOIN cards ON cards.tenant_id = $1 AND cards.id = ranked.id AND cards.archived_at IS NULL
-WHERE {GENERATION} IS NOT DISTINCT FROM $4
-ORDER BY ranked.n
-"""
-STILL = f"SELECT {GENERATION} IS NOT DISTINCT FROM $2"
+# The ranked cards of a search, through revision 0010's functions: each binds the tenant itself,
+# so a search ranked in the API is one statement with no transaction block around it. The
+# generation is read in the statement's own snapshot; `cards_ranked` returns nothing when it has
+# moved on. A context's candidates are not fetched: their prompt's columns come from the index
+# once `current` has confirmed its generation (`SearchIndexes.fetch`).
+FETCH = "SELECT * FROM cards_ranked($1, $2, $3, $4)"
+STILL = "SELECT cards_search_current($1, $2)"
 
 
 async def current(conn: Connection, *, tenant_id: UUID, generation: int | None) -> bool:
-    """Whether the tenant's generation is still `generation` in this transaction's snapshot."""
+    """Whether the tenant's generation is still `generation`, in the statement's snapshot."""
     still: bool = await conn.fetchval(STILL, tenant_id, generation)
     return still
 

@@ -1,4 +1,11 @@
-"""Transactions bound to a tenant, for row-level security."""
+"""Transactions bound to a tenant, for row-level security.
+
+A statement runs bound to a tenant in one of two ways: inside a transaction opened by
+`begin_for_tenant`, or as one of revision 0010's functions (`cards_by_ids`, `cards_ranked`,
+`cards_search_current`), which bind their own statement's transaction to the tenant they are
+given and so need no transaction block around them: one round trip instead of three. Any other
+statement outside a bound transaction sees no tenant's rows (the policies fail closed).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,14 @@ async def begin_for_tenant(conn: Connection, *, tenant_id: UUID, snapshot: bool 
     assert isinstance(tenant_id, UUID)
     mode = " ISOLATION LEVEL REPEATABLE READ READ ONLY" if snapshot else ""
     await conn.execute(_BEGIN_FOR_TENANT.format(mode=mode, tenant=tenant_id))
+
+
+async def ensure_bound(conn: Connection, *, tenant_id: UUID) -> None:
+    """Open a transaction bound to the tenant unless one is open: in a request's deferred session
+    (`api/transaction.py`) the first statement that does not bind itself opens it. An open one is
+    the request's own, bound to its own tenant when it began."""
+    if not conn.is_in_transaction():
+        await begin_for_tenant(conn, tenant_id=tenant_id)
 
 
 async def commit(conn: Connection) -> None:
