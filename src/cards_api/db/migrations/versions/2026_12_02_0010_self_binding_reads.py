@@ -61,6 +61,21 @@ FUNCTIONS = (
 )
 
 
+def _self_binding(signature: str, returns: str, body: str) -> str:
+    """A read that binds its statement to `tenant` first, on generic plans (above)."""
+    return f"""
+        CREATE FUNCTION {signature} RETURNS {returns}
+            LANGUAGE plpgsql
+            SET plan_cache_mode = force_generic_plan
+            AS $$
+            BEGIN
+                PERFORM cards_bind_tenant(tenant);
+                {body}
+            END
+            $$
+    """
+
+
 def upgrade() -> None:
     roles: Roles = context.config.attributes["roles"]
     statements = [
@@ -80,57 +95,41 @@ def upgrade() -> None:
             END
             $$
         """,
-        f"""
-        CREATE FUNCTION cards_by_ids(tenant uuid, wanted uuid[], of_types text[], any_tags text[])
-            RETURNS TABLE ({CARD_TABLE})
-            LANGUAGE plpgsql
-            SET plan_cache_mode = force_generic_plan
-            AS $$
-            BEGIN
-                PERFORM cards_bind_tenant(tenant);
-                RETURN QUERY
-                    SELECT {CARD_COLUMNS}
-                    FROM cards c
-                    WHERE c.tenant_id = tenant AND c.archived_at IS NULL AND c.id = ANY(wanted)
-                      AND (of_types IS NULL OR c.card_type = ANY(of_types))
-                      AND (any_tags IS NULL OR c.tags && any_tags)
-                    ORDER BY c.created_at, c.id;
-            END
-            $$
-        """,
-        f"""
-        CREATE FUNCTION cards_ranked(
-            tenant uuid, ranked_ids uuid[], ranked_scores float8[], at_generation bigint
-        )
-            RETURNS TABLE ({CARD_TABLE}, score float8)
-            LANGUAGE plpgsql
-            SET plan_cache_mode = force_generic_plan
-            AS $$
-            BEGIN
-                PERFORM cards_bind_tenant(tenant);
-                RETURN QUERY
-                    SELECT {CARD_COLUMNS}, r.score
-                    FROM unnest(ranked_ids, ranked_scores) WITH ORDINALITY AS r(id, score, n)
-                    JOIN cards c ON c.tenant_id = tenant AND c.id = r.id
-                                AND c.archived_at IS NULL
-                    WHERE (SELECT g.generation FROM search_generations g
-                           WHERE g.tenant_id = tenant) IS NOT DISTINCT FROM at_generation
-                    ORDER BY r.n;
-            END
-            $$
-        """,
-        """
-        CREATE FUNCTION cards_search_current(tenant uuid, at_generation bigint) RETURNS boolean
-            LANGUAGE plpgsql
-            SET plan_cache_mode = force_generic_plan
-            AS $$
-            BEGIN
-                PERFORM cards_bind_tenant(tenant);
-                RETURN (SELECT g.generation FROM search_generations g
-                        WHERE g.tenant_id = tenant) IS NOT DISTINCT FROM at_generation;
-            END
-            $$
-        """,
+        _self_binding(
+            "cards_by_ids(tenant uuid, wanted uuid[], of_types text[], any_tags text[])",
+            f"TABLE ({CARD_TABLE})",
+            f"""
+            RETURN QUERY
+                SELECT {CARD_COLUMNS}
+                FROM cards c
+                WHERE c.tenant_id = tenant AND c.archived_at IS NULL AND c.id = ANY(wanted)
+                  AND (of_types IS NULL OR c.card_type = ANY(of_types))
+                  AND (any_tags IS NULL OR c.tags && any_tags)
+                ORDER BY c.created_at, c.id;
+            """,
+        ),
+        _self_binding(
+            "cards_ranked(tenant uuid, ranked_ids uuid[], ranked_scores float8[],"
+            " at_generation bigint)",
+            f"TABLE ({CARD_TABLE}, score float8)",
+            f"""
+            RETURN QUERY
+                SELECT {CARD_COLUMNS}, r.score
+                FROM unnest(ranked_ids, ranked_scores) WITH ORDINALITY AS r(id, score, n)
+                JOIN cards c ON c.tenant_id = tenant AND c.id = r.id AND c.archived_at IS NULL
+                WHERE (SELECT g.generation FROM search_generations g
+                       WHERE g.tenant_id = tenant) IS NOT DISTINCT FROM at_generation
+                ORDER BY r.n;
+            """,
+        ),
+        _self_binding(
+            "cards_search_current(tenant uuid, at_generation bigint)",
+            "boolean",
+            """
+            RETURN (SELECT g.generation FROM search_generations g
+                    WHERE g.tenant_id = tenant) IS NOT DISTINCT FROM at_generation;
+            """,
+        ),
     ]
     statements += [f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC" for function in FUNCTIONS]
     statements += [f"GRANT EXECUTE ON FUNCTION {function} TO {roles.app}" for function in FUNCTIONS]
