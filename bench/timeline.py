@@ -73,6 +73,7 @@ def server_seconds(log: Path, offset: int, since: float) -> dict[int, dict[str, 
                     seconds[second]["embedding_pass"] = True
     for second, values in durations.items():
         seconds[second]["server_p99_ms"] = _p99(values)
+        seconds[second]["server_max_ms"] = max(values)
     return seconds
 
 
@@ -123,6 +124,9 @@ def cause(row: dict[str, Any], target_ms: float, *, writes: bool = True) -> str:
     }
     if writes:  # the requests behind a stalled commit on its connection wait with it
         parts["queued behind a commit waiting on the disk"] = row.get("commit_max_ms", 0.0)
+    # One request far slower than the rest holds up every later one on its connection, and is
+    # too rare to move the server's p99: its slowest request of the second says so.
+    parts["queued behind one slow request on its connection"] = row.get("server_max_ms", 0.0)
     name, ms = max(parts.items(), key=lambda item: item[1])
     if ms >= outside / 2:
         return name
@@ -141,6 +145,11 @@ def cause(row: dict[str, Any], target_ms: float, *, writes: bool = True) -> str:
         return name
     if row.get("iowait_pct", 0.0) >= 5:
         return "I/O wait"
+    if "server_max_ms" in row:  # no request of the second was that slow in the server
+        return (
+            "outside the server: on its connection behind requests answered in time, or in the "
+            "kernel or the load generator"
+        )
     return "queued behind the previous request on its connection, or in the kernel"
 
 
@@ -181,7 +190,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
     for row in slow:
         lines.append(
             f"      +{row['second'] - start}s p99 {row['client_p99_ms']:.1f} ms "
-            f"(server {row.get('server_p99_ms', 0):.1f}, lag {row.get('loop_lag_max_ms', 0):.1f}, "
+            f"(server {row.get('server_p99_ms', 0):.1f}, max {row.get('server_max_ms', 0):.1f}, "
+            f"lag {row.get('loop_lag_max_ms', 0):.1f}, "
             f"gc {row.get('gc_max_ms', 0):.1f}, pool {row.get('pool_wait_max_ms', 0):.1f}, "
             f"commit {row.get('commit_max_ms', 0):.1f}, "
             f"key look-ups {row.get('key_lookups', 0)}, "

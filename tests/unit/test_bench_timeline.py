@@ -48,6 +48,18 @@ def test_the_rest_is_blamed_on_the_load_generator_the_loop_or_the_machine() -> N
     assert timeline.cause(quiet, 5.0).startswith("queued behind")
 
 
+def test_one_slow_request_is_told_apart_from_time_outside_the_server() -> None:
+    """A request of 100 ms among 700 a second leaves the server's p99 alone but holds up every
+    later request on its connection; when even the slowest request was quick, the client's time
+    went outside the server."""
+    one_slow = _row(110.0, 7.0, server_max_ms=104.0, loop_lag_max_ms=4.0)
+    assert timeline.cause(one_slow, 20.0) == "queued behind one slow request on its connection"
+    outside = _row(110.0, 7.0, server_max_ms=11.0, loop_lag_max_ms=4.0, loadgen_late_max_ms=0.2)
+    assert timeline.cause(outside, 20.0).startswith("outside the server")
+    # Machine-wide causes still come first when they were measured.
+    assert timeline.cause({**outside, "steal_pct": 12.0}, 20.0).startswith("CPU steal")
+
+
 def test_processes_are_grouped_by_what_they_do_in_the_benchmark() -> None:
     assert timeline.process_group("postgres: checkpointer ") == "pg_background"
     assert timeline.process_group("postgres: autovacuum worker bench") == "pg_background"
@@ -88,6 +100,7 @@ def test_the_servers_log_counts_only_what_began_in_the_run(tmp_path: Path) -> No
     seconds = timeline.server_seconds(log, 0, since)
     first = seconds[1_800_000_001]
     assert first["server_p99_ms"] == 8.0  # 2 and 8 ms began in the run; the 500 ms did not
+    assert first["server_max_ms"] == 8.0
     assert first["loop_lag_max_ms"] == 7.0
     assert first["gc_max_ms"] == 1.0
     assert first["key_lookups"] == 3
