@@ -27,6 +27,18 @@ def test_entries_expire_after_the_ttl() -> None:
     assert len(cache) == 0
 
 
+def test_keys_cached_together_do_not_expire_together() -> None:
+    """Keys first seen in the same moment expire spread over the last half of the TTL, so
+    their look-ups do not come back as one burst."""
+    cache = _listening(60)
+    now = time.monotonic()
+    for n in range(200):
+        cache.put(n.to_bytes(2, "big"), READ, generation=cache.generation)
+    lifetimes = [entry.expires - now for entry in cache._entries.values()]
+    assert all(30 - 0.5 <= lifetime <= 60 + 0.5 for lifetime in lifetimes)
+    assert max(lifetimes) - min(lifetimes) > 15  # 200 draws over 30 s: never this close
+
+
 def test_a_zero_ttl_caches_nothing() -> None:
     cache = _listening(0)
     cache.put(b"k", READ, generation=cache.generation)
