@@ -172,7 +172,9 @@ async def _candidates(
     included: list[Candidate] = []
     missing: list[dict[str, Any]] = []
     if include:
-        rows = await cards_q.find_cards(conn, tenant_id=tenant_id, ids=include, limit=len(include))
+        rows = await cards_q.cards_by_ids(
+            conn, tenant_id=tenant_id, ids=include, card_types=None, tags=None
+        )
         found = {row["id"]: row for row in rows}
         for card_id in include:
             if card_id in found:

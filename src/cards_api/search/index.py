@@ -29,13 +29,10 @@ from cards_api.db.queries.search import (
     BM25_K1,
     FEEDBACK_CARDS,
     FEEDBACK_WEIGHT,
-    PROMPT_COLUMNS,
+    PROMPT_FIELDS,
     RRF_K,
     Filters,
 )
-
-PROMPT_FIELDS = tuple(column.split(".")[-1].strip() for column in PROMPT_COLUMNS.split(","))
-"""What a prompt is built from, as `search_q.PROMPT_COLUMNS` names it for the SQL rankings."""
 
 Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]

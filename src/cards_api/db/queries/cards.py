@@ -132,13 +132,13 @@ def card_filters(*, ids: bool, card_types: bool, tags: bool) -> list[tuple[bool,
 
 
 @functools.cache
-def find_cards_sql(*, ids: bool, card_types: bool, tags: bool) -> str:
+def find_cards_sql(*, card_types: bool, tags: bool) -> str:
     """The statement for a combination of filters, built once per combination; in creation
-    order (a query ranks instead: `queries/search.py`).
+    order (a query ranks instead: `queries/search.py`; ids: `cards_by_ids`).
 
-    Parameters in order: tenant, then ids, card types and tags when present, then limit.
+    Parameters in order: tenant, then card types and tags when present, then limit.
     """
-    where, n = live_cards_where(card_filters(ids=ids, card_types=card_types, tags=tags))
+    where, n = live_cards_where(card_filters(ids=False, card_types=card_types, tags=tags))
     return f"SELECT {CARD_COLUMNS} FROM cards WHERE {where} ORDER BY created_at, id LIMIT ${n + 1}"
 
 
@@ -146,16 +146,13 @@ async def find_cards(
     conn: Connection,
     *,
     tenant_id: UUID,
-    ids: Sequence[UUID] | None = None,
     card_types: Sequence[str] | None = None,
     tags: Sequence[str] | None = None,
     limit: int,
 ) -> list[asyncpg.Record]:
     """Live cards matching every given filter."""
-    sql = find_cards_sql(
-        ids=ids is not None, card_types=card_types is not None, tags=tags is not None
-    )
-    args = [tenant_id, *(v for v in (ids, card_types, tags) if v is not None), limit]
+    sql = find_cards_sql(card_types=card_types is not None, tags=tags is not None)
+    args = [tenant_id, *(v for v in (card_types, tags) if v is not None), limit]
     return await conn.fetch(sql, *args)
 
 
@@ -172,8 +169,8 @@ async def cards_by_ids(
     card_types: Sequence[str] | None,
     tags: Sequence[str] | None,
 ) -> list[asyncpg.Record]:
-    """Live cards among `ids` matching the other filters, in creation order, as `find_cards`
-    with ids; inside or outside a transaction bound to the same tenant."""
+    """Live cards among `ids` matching the other filters, in creation order; inside or outside a
+    transaction bound to the same tenant."""
     return await conn.fetch(BY_IDS, tenant_id, ids, card_types, tags)
 
 

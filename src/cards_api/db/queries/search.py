@@ -19,7 +19,8 @@ from cards_api.db.queries.cards import CARD_COLUMNS, card_filters, live_cards_wh
 from cards_api.db.types import Connection
 
 COLUMNS = ", ".join(f"cards.{column}" for column in CARD_COLUMNS.split(", "))
-PROMPT_COLUMNS = "cards.id, cards.version, cards.card_type, cards.title, cards.content"
+PROMPT_FIELDS = ("id", "version", "card_type", "title", "content")
+PROMPT_COLUMNS = ", ".join(f"cards.{column}" for column in PROMPT_FIELDS)
 """What a prompt is built from: a context ranks 100 candidates, and decoding every column of
 each (timestamps, tags, usage) was ~0.2 ms of a context's CPU (docs/performance.md)."""
 
