@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import sys
 from collections.abc import AsyncIterator
@@ -12,10 +13,11 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cards_api import __version__, housekeeping, stalls
+from cards_api import __version__, housekeeping, stalls, tenancy
 from cards_api.api import cards, context, health, usage
 from cards_api.api.direct import DirectRoutes, serve
 from cards_api.api.openapi import install_openapi
+from cards_api.api.security import POOL_ACQUIRE_TIMEOUT_S
 from cards_api.db.embedded import start_embedded
 from cards_api.db.migrate import SCHEMA_HEAD
 from cards_api.db.pool import connect_leases, connect_listener, create_pool
@@ -129,6 +131,18 @@ def create_app(settings: Settings | None = None) -> CardsApi:
             background.append(
                 asyncio.create_task(
                     listen_for_revocations(lambda: connect_listener(dsn, settings), keys)
+                )
+            )
+            background.append(
+                asyncio.create_task(
+                    keys.refresh_forever(
+                        functools.partial(
+                            tenancy.look_up,
+                            pool=pool,
+                            keys=keys,
+                            acquire_timeout=POOL_ACQUIRE_TIMEOUT_S,
+                        )
+                    )
                 )
             )
         if settings.auth_mode is AuthMode.HEADER:

@@ -100,9 +100,11 @@ async def authenticate(
     429 (rate), 403 (key of another tenant). Scopes are the caller's to require.
 
     A key not in the cache is looked up in a short transaction of its own, bound to the tenant
-    the key names: no connection is held once this returns. A malformed, mistyped or forged key
-    is refused without any I/O; only look-ups that find nothing count against the client
-    address, which is refused (429) before its next look-up once it has failed too often.
+    the key names: no connection is held once this returns. A key whose entry has just expired
+    answers from it while the key cache looks it up again in the background (`KeyCache.stale`).
+    A malformed, mistyped or forged key is refused without any I/O; only look-ups that find
+    nothing count against the client address, which is refused (429) before its next look-up
+    once it has failed too often.
     """
     if claim.key is None or claim.key_hash is None:
         tenant_id = tenant_from_header(claim.tenant_header)
@@ -113,11 +115,15 @@ async def authenticate(
         parsed = auth.parse_key(claim.key, guards.key_secret)
         if parsed is None:  # malformed, mistyped or forged (wrong tag): no database work
             raise Unauthorized(INVALID_KEY)
-        guards.failures.check(client)
-        verified = await _look_up(parsed, pool, guards.keys, acquire_timeout)
+        verified = guards.keys.stale(parsed)  # expired: answers while looked up again
         if verified is None:
-            guards.failures.spend(client)
-            raise Unauthorized(INVALID_KEY)
+            guards.failures.check(client)
+            verified = await look_up(
+                parsed, pool=pool, keys=guards.keys, acquire_timeout=acquire_timeout
+            )
+            if verified is None:
+                guards.failures.spend(client)
+                raise Unauthorized(INVALID_KEY)
     tenant_id = tenant_from_header(claim.tenant_header)
     guards.rate.take(claim.key_hash)
     if verified.tenant_id != tenant_id:
@@ -125,9 +131,11 @@ async def authenticate(
     return Principal(tenant_id=tenant_id, scopes=verified.scopes)
 
 
-async def _look_up(
-    parsed: auth.ParsedKey, pool: asyncpg.Pool, keys: KeyCache, acquire_timeout: float
+async def look_up(
+    parsed: auth.ParsedKey, *, pool: asyncpg.Pool, keys: KeyCache, acquire_timeout: float
 ) -> VerifiedKey | None:
+    """The key's tenant and scopes, None if it is not active; cached when found. Also the
+    key cache's background look-up of a key it served expired (`KeyCache.refresh_forever`)."""
     generation = keys.generation
     stalls.key_lookup()
     async with stalls.acquire(pool, timeout=acquire_timeout) as conn:

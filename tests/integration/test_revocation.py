@@ -6,17 +6,21 @@ revocation listener is down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from cards_api import auth
+from cards_api.app import create_app
 from cards_api.db.pool import LISTENER_APPLICATION_NAME
 from cards_api.settings import Settings
-from tests.support import Tenant, client_for
+from tests.support import Tenant, client_for, until_listening
 
 BOUND_S = 1.0  # README: a revoked key is refused within a second everywhere
 
@@ -92,3 +96,96 @@ async def test_revocation_holds_while_the_listener_is_down(
         if started > revoked_at + BOUND_S:
             assert status == 401
         await asyncio.sleep(0.02)
+
+
+# --- expired entries: answered while looked up again, never past a revocation --------------
+
+SHORT_TTL_S = 0.3
+
+
+@contextlib.asynccontextmanager
+async def _short_lived_cache(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """An app whose key-cache entries expire within a third of a second, and its key cache."""
+    app = create_app(settings.model_copy(update={"key_cache_ttl": SHORT_TTL_S}))
+    async with LifespanManager(app):
+        await until_listening(app)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
+            yield http, app.state.guards.keys
+
+
+async def _fresh_within(keys: Any, key_hash: bytes, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while keys.get(key_hash) is None:
+        assert time.monotonic() < deadline, "the expired key was never looked up again"
+        await asyncio.sleep(0.01)
+
+
+async def test_an_expired_key_answers_without_waiting_for_its_look_up(
+    settings: Settings, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    """After a quiet spell a tenant's next request is answered from the expired entry while the
+    key is looked up again in the background: shown with the keys table locked, so that a
+    look-up in the request's path could not finish until the lock is gone."""
+    key_hash = auth.hash_key(tenant.key)
+    async with _short_lived_cache(settings) as (http, keys):
+        assert (await http.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
+        await asyncio.sleep(SHORT_TTL_S * 1.1)
+        assert keys.get(key_hash) is None  # expired
+        async with owner_pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+            response = await asyncio.wait_for(
+                http.get("/api/v1/cards", headers=tenant.headers()), timeout=5
+            )
+            assert response.status_code == 200
+            assert keys.get(key_hash) is None  # its look-up waits for the lock
+        await _fresh_within(keys, key_hash, seconds=5)
+
+
+async def test_a_key_revoked_while_no_notice_came_ends_within_twice_the_ttl(
+    settings: Settings, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    """The TTL is the last resort behind the notices: with the notice lost (the trigger off
+    for the revoking transaction), an expired entry answers only until its look-up, redone in
+    the background, finds the key revoked; never longer than its life and one TTL more."""
+    async with _short_lived_cache(settings) as (http, _keys):
+        assert (await http.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
+        async with owner_pool.acquire() as conn, conn.transaction():
+            await conn.execute("ALTER TABLE api_keys DISABLE TRIGGER api_keys_notify_change")
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1", tenant.id
+            )
+            await conn.execute("ALTER TABLE api_keys ENABLE TRIGGER api_keys_notify_change")
+        revoked_at = time.monotonic()
+        statuses = []
+        while time.monotonic() < revoked_at + 2 * SHORT_TTL_S + BOUND_S:
+            started = time.monotonic()
+            status = (await http.get("/api/v1/cards", headers=tenant.headers())).status_code
+            statuses.append(status)
+            if started > revoked_at + 2 * SHORT_TTL_S + 0.1:
+                assert status == 401, "an expired entry answered past its grace"
+            await asyncio.sleep(0.01)
+        assert statuses[-1] == 401
+        # The stale answer stops at the first look-up: no 200 after the first 401.
+        first_refusal = statuses.index(401)
+        assert set(statuses[first_refusal:]) == {401}
+
+
+async def test_revocation_holds_while_entries_expire_all_the_time(
+    settings: Settings, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    """The race above with entries expiring every third of a second, so that most requests
+    meet an expired entry: the notice empties those too."""
+    async with _short_lived_cache(settings) as (http, _keys):
+        assert (await http.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
+
+        async def revoke_soon() -> float:
+            await asyncio.sleep(0.5)
+            return await _revoke(owner_pool, tenant)
+
+        revoke = asyncio.create_task(revoke_soon())
+        outcomes = await _race(http, tenant, revoke)
+        revoked_at = revoke.result()
+        late = [status for started, status in outcomes if started > revoked_at + BOUND_S]
+        assert late, "no request after the bound"
+        assert set(late) == {401}
