@@ -126,7 +126,7 @@ def parse_key(key: str, secret: bytes) -> ParsedKey | None:
 
 
 async def find_key_scopes(conn: Connection, key: ParsedKey) -> frozenset[Scope] | None:
-    """Scopes of an active key; the caller has bound the transaction to the key's tenant."""
+    """Scopes of an active key, in one statement bound to the key's own tenant."""
     row = await keys_q.find_active_key(conn, tenant_id=key.tenant_id, key_hash=key.key_hash)
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), key.key_hash):
         return None

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 
 from cards_api import auth, stalls
 from cards_api.auth import ALL_SCOPES, Scope
-from cards_api.db.queries.tenancy import abandon, begin_for_tenant, rollback
+from cards_api.db.queries.tenancy import begin_for_tenant
 from cards_api.db.types import Connection
 from cards_api.errors import BadRequest, Forbidden, Unauthorized
 from cards_api.keycache import KeyCache, VerifiedKey
@@ -139,14 +139,8 @@ async def look_up(
     generation = keys.generation
     stalls.key_lookup()
     async with stalls.acquire(pool, timeout=acquire_timeout) as conn:
-        # The key is looked up inside its own tenant's row-level-security context.
-        await begin_for_tenant(conn, tenant_id=parsed.tenant_id)
-        try:
-            scopes = await auth.find_key_scopes(conn, parsed)
-        except BaseException:
-            await abandon(conn)
-            raise
-        await rollback(conn)  # read only: nothing to commit
+        # One statement inside its own tenant's row-level-security context (revision 0011).
+        scopes = await auth.find_key_scopes(conn, parsed)
     if scopes is None:
         return None
     verified = VerifiedKey(tenant_id=parsed.tenant_id, scopes=scopes)

@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from cards_api import auth
 from cards_api.db.queries.tenancy import SET_TENANT
 from tests.support import Tenant, app_role, card, connect_as_app
 
@@ -240,6 +241,34 @@ async def test_the_self_binding_reads_return_only_their_tenants_live_cards_and_b
             assert len(await conn.fetch(by_ids, tenant.id, [mine])) == 1
         with pytest.raises(asyncpg.RaiseError, match="no tenant"):
             await conn.fetch("SELECT * FROM cards_by_ids(NULL, $1, NULL, NULL)", [mine])
+    finally:
+        await conn.close()
+
+
+async def test_the_key_look_up_finds_only_its_own_tenants_active_key(
+    tenant: Tenant, other_tenant: Tenant, database_url: str, owner_pool: asyncpg.Pool
+) -> None:
+    """Revision 0011's `cards_active_key` binds its statement to the tenant it is given: another
+    tenant's key is not found under this tenant, a revoked key is not found at all, and the
+    connection is bound to no one afterwards."""
+    look_up = "SELECT scopes FROM cards_active_key($1, $2)"
+    mine, theirs = auth.hash_key(tenant.key), auth.hash_key(other_tenant.key)
+    conn = await _app_connection(database_url)
+    try:
+        assert len(await conn.fetch(look_up, tenant.id, mine)) == 1
+        assert await conn.fetch(look_up, tenant.id, theirs) == []  # theirs, asked as mine
+        assert len(await conn.fetch(look_up, other_tenant.id, theirs)) == 1
+        assert await conn.fetchval("SELECT cards_current_tenant()") is None
+        assert await conn.fetchval("SELECT count(*) FROM api_keys") == 0
+        async with conn.transaction():
+            await conn.execute(SET_TENANT, str(tenant.id))
+            with pytest.raises(asyncpg.RaiseError, match="bound to another tenant"):
+                await conn.fetch(look_up, other_tenant.id, theirs)
+        async with owner_pool.acquire() as owner:
+            await owner.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1", tenant.id
+            )
+        assert await conn.fetch(look_up, tenant.id, mine) == []
     finally:
         await conn.close()
 

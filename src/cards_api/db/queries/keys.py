@@ -58,16 +58,12 @@ async def revoke_key(conn: Connection, *, key_id: UUID) -> asyncpg.Record | None
     )
 
 
-FIND_ACTIVE_KEY = """
-SELECT id, key_hash, scopes FROM api_keys
-WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL
-"""
-
-
 async def find_active_key(
     conn: Connection, *, tenant_id: UUID, key_hash: bytes
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow(FIND_ACTIVE_KEY, tenant_id, key_hash)
+    """An active key's hash and scopes, or None: one statement that binds itself to the key's
+    tenant (revision 0011), outside any transaction block or inside one of that tenant."""
+    return await conn.fetchrow("SELECT * FROM cards_active_key($1, $2)", tenant_id, key_hash)
 
 
 async def key_tag_secret(conn: Connection) -> bytes:

@@ -1,10 +1,11 @@
 """Transactions bound to a tenant, for row-level security.
 
 A statement runs bound to a tenant in one of two ways: inside a transaction opened by
-`begin_for_tenant`, or as one of revision 0010's functions (`cards_by_ids`, `cards_ranked`,
-`cards_search_current`), which bind their own statement's transaction to the tenant they are
-given and so need no transaction block around them: one round trip instead of three. Any other
-statement outside a bound transaction sees no tenant's rows (the policies fail closed).
+`begin_for_tenant`, or as one of revisions 0010's and 0011's functions (`cards_by_ids`,
+`cards_ranked`, `cards_search_current`, `cards_active_key`), which bind their own statement's
+transaction to the tenant they are given and so need no transaction block around them: one
+round trip instead of three. Any other statement outside a bound transaction sees no tenant's
+rows (the policies fail closed).
 """
 
 from __future__ import annotations
