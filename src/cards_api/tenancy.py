@@ -99,8 +99,8 @@ async def authenticate(
     """Prove the claim, in the documented order of checks: 401 (key), 400 (`X-Tenant-ID`),
     429 (rate), 403 (key of another tenant). Scopes are the caller's to require.
 
-    A key not in the cache is looked up in a short transaction of its own, bound to the tenant
-    the key names: no connection is held once this returns. A key whose entry has just expired
+    A key not in the cache is looked up by one statement bound to the tenant the key names
+    (revision 0011): no connection is held once this returns. A key whose entry has just expired
     answers from it while the key cache looks it up again in the background (`KeyCache.stale`).
     A malformed, mistyped or forged key is refused without any I/O; only look-ups that find
     nothing count against the client address, which is refused (429) before its next look-up
