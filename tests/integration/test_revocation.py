@@ -55,23 +55,31 @@ async def _race(
     return outcomes
 
 
-async def test_revocation_racing_eight_concurrent_requests(
-    cached_client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool
+async def _revocation_holds_under_a_race(
+    client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool, *, after: float
 ) -> None:
-    assert (await cached_client.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
+    """The key works, is revoked `after` seconds into the race, and is refused by every request
+    that starts later than the bound."""
+    assert (await client.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
 
     async def revoke_soon() -> float:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(after)
         return await _revoke(owner_pool, tenant)
 
     revoke = asyncio.create_task(revoke_soon())
-    outcomes = await _race(cached_client, tenant, revoke)
+    outcomes = await _race(client, tenant, revoke)
     revoked_at = revoke.result()
     assert {status for _, status in outcomes} <= {200, 401}
     assert any(status == 200 for started, status in outcomes if started < revoked_at)
     late = [status for started, status in outcomes if started > revoked_at + BOUND_S]
     assert late, "no request after the bound"
     assert set(late) == {401}
+
+
+async def test_revocation_racing_eight_concurrent_requests(
+    cached_client: httpx.AsyncClient, tenant: Tenant, owner_pool: asyncpg.Pool
+) -> None:
+    await _revocation_holds_under_a_race(cached_client, tenant, owner_pool, after=0.2)
 
 
 async def test_revocation_holds_while_the_listener_is_down(
@@ -177,15 +185,4 @@ async def test_revocation_holds_while_entries_expire_all_the_time(
     """The race above with entries expiring every third of a second, so that most requests
     meet an expired entry: the notice empties those too."""
     async with _short_lived_cache(settings) as (http, _keys):
-        assert (await http.get("/api/v1/cards", headers=tenant.headers())).status_code == 200
-
-        async def revoke_soon() -> float:
-            await asyncio.sleep(0.5)
-            return await _revoke(owner_pool, tenant)
-
-        revoke = asyncio.create_task(revoke_soon())
-        outcomes = await _race(http, tenant, revoke)
-        revoked_at = revoke.result()
-        late = [status for started, status in outcomes if started > revoked_at + BOUND_S]
-        assert late, "no request after the bound"
-        assert set(late) == {401}
+        await _revocation_holds_under_a_race(http, tenant, owner_pool, after=0.5)
