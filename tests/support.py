@@ -51,14 +51,23 @@ def issue_tenant_sync(dsn: str) -> Tenant:
 
 
 @contextlib.asynccontextmanager
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An app of its own, started with these settings, behind an in-process HTTP client."""
+async def app_and_client_for(
+    settings: Settings,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app of its own, started with these settings, and an in-process HTTP client to it."""
     app = create_app(settings)
     async with LifespanManager(app):
         await until_listening(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
-            yield http
+            yield app, http
+
+
+@contextlib.asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own, started with these settings, behind an in-process HTTP client."""
+    async with app_and_client_for(settings) as (_app, http):
+        yield http
 
 
 async def until_listening(app: FastAPI) -> None:

@@ -14,13 +14,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from cards_api import auth
-from cards_api.app import create_app
 from cards_api.db.pool import LISTENER_APPLICATION_NAME
 from cards_api.settings import Settings
-from tests.support import Tenant, client_for, until_listening
+from tests.support import Tenant, app_and_client_for, client_for
 
 BOUND_S = 1.0  # README: a revoked key is refused within a second everywhere
 
@@ -114,12 +112,9 @@ SHORT_TTL_S = 0.3
 @contextlib.asynccontextmanager
 async def _short_lived_cache(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """An app whose key-cache entries expire within a third of a second, and its key cache."""
-    app = create_app(settings.model_copy(update={"key_cache_ttl": SHORT_TTL_S}))
-    async with LifespanManager(app):
-        await until_listening(app)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
-            yield http, app.state.guards.keys
+    short = settings.model_copy(update={"key_cache_ttl": SHORT_TTL_S})
+    async with app_and_client_for(short) as (app, http):
+        yield http, app.state.guards.keys
 
 
 async def _fresh_within(keys: Any, key_hash: bytes, seconds: float) -> None:
