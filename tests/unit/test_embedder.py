@@ -94,7 +94,7 @@ def test_local_tokens_are_the_tokenizers_own_for_the_whole_text(text: str) -> No
     assert remembered == (None if long_piece else ids)
 
 
-async def test_only_a_short_text_of_remembered_words_is_embedded_on_the_event_loop() -> None:
+async def test_only_a_little_text_of_remembered_words_is_embedded_on_the_event_loop() -> None:
     embedder = LocalEmbedder()
     threads: list[int] = []
     pooled = embedder._pooled
@@ -106,15 +106,21 @@ async def test_only_a_short_text_of_remembered_words_is_embedded_on_the_event_lo
     embedder._pooled = recorded  # type: ignore[method-assign]
     loop = threading.get_ident()
     query = "solar panels for a small bakery"
+    card = "Bakery: " + "ovens run on solar panels all day " * 20  # ~700 characters
     first = await embedder.embed([query])  # words not yet tokenized: the tokenizer, in a thread
     again = await embedder.embed([query])  # remembered: on the loop
     assert first == again == embedder.embed_now([query])
+    await embedder.embed([card])
     threads.clear()
     await embedder.embed([query])
-    await embedder.embed([query, query])  # a batch
+    batch = await embedder.embed([card, query, card, card])  # a batch of four, all remembered
+    await embedder.embed([card, query + " croissants"])  # one new word: the whole batch waits
     await embedder.embed(["solar " * (ON_LOOP_MAX_CHARS // 6 + 1)])  # too long, though known
-    assert threads[0] == loop
-    assert all(thread != loop for thread in threads[1:]), threads
+    await embedder.embed([card] * (ON_LOOP_MAX_CHARS // len(card) + 1))  # too much in all
+    assert threads[:2] == [loop, loop]
+    assert len(threads) == 5
+    assert all(thread != loop for thread in threads[2:]), threads
+    assert batch == embedder.embed_now([card, query, card, card])
 
 
 @settings(max_examples=100, deadline=None)

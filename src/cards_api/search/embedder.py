@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import structlog
 
-from cards_api import limits, metrics
+from cards_api import metrics
 from cards_api.settings import Settings
 
 log = structlog.get_logger("cards_api.embedder")
@@ -39,9 +39,9 @@ LOCAL_DIMENSION = 256
 _SEGMENTS = re.compile("▁+[^▁]*|[^▁]+")
 PIECE_CACHE_ENTRIES = 32768
 PIECE_MAX_CHARS = 64
-# The longest single text `LocalEmbedder.embed` may embed on the event loop: a search's query
-# at its longest, ~0.1 ms at most when all its words are remembered.
-ON_LOOP_MAX_CHARS = limits.MAX_QUERY_CHARS
+# The most text `LocalEmbedder.embed` may embed on the event loop, all its words remembered: a
+# search's query, or a batch of four cards of ~700 characters (~0.2 ms of look-ups and sums).
+ON_LOOP_MAX_CHARS = 4096
 
 
 class EmbedderUnavailable(Exception):
@@ -185,17 +185,23 @@ class LocalEmbedder:
         return vectors
 
     async def embed(self, texts: list[str]) -> list[Vector]:
-        """In a thread, except one text of at most ON_LOOP_MAX_CHARS whose words are all
-        remembered (a search's query or a context's task, usually): that one is look-ups and a
-        mean of a few dozen rows, ~40 µs, and handing it to a thread cost more than it saves.
-        Measured on a one-worker server at saturation, hybrid searches: 1,649 → 1,342 µs of
-        the API's CPU a search, medians of three rounds in turn (the thread's wake-ups and the
-        GIL's hand-overs, twice a search, on a busy loop); docs/performance.md."""
+        """In a thread, except texts of at most ON_LOOP_MAX_CHARS in all whose words are all
+        remembered (a search's query, a context's task, a small batch's cards): those are dict
+        look-ups and a mean of rows, and handing them to a thread cost more than it saves. The
+        look-ups are Python and hold the GIL in a thread too, so the loop gained no time from
+        the thread, only its wake-ups and the GIL's hand-overs, twice a call on a busy loop.
+        Measured on a one-worker server at saturation: hybrid searches 1,649 → 1,342 µs of the
+        API's CPU a search; batches of 4 cards, docs/performance.md."""
         with metrics.time_embedding(self.name):
-            if len(texts) == 1 and len(texts[0]) <= ON_LOOP_MAX_CHARS:
-                ids = self.remembered_ids(texts[0])
-                if ids is not None:
-                    return self._pooled([ids])
+            if sum(map(len, texts)) <= ON_LOOP_MAX_CHARS:
+                remembered: list[list[int]] = []
+                for text in texts:
+                    ids = self.remembered_ids(text)
+                    if ids is None:
+                        break
+                    remembered.append(ids)
+                else:
+                    return self._pooled(remembered)
             return await asyncio.to_thread(self.embed_now, texts)
 
     async def close(self) -> None:
