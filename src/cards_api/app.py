@@ -75,8 +75,8 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 """How long the event loop may keep the GIL while another thread waits for it (Python's default:
 5 ms). A search's query embedding ran in a thread (~0.1 ms of work) and, under load, waited
 for the busy loop up to the whole interval; at 0.5 ms, S's and C's p99 at half load fell ~10%
-(docs/performance.md). A remembered query is now embedded on the loop, but a query with new
-words, a batch's cards and a search index being built still run in threads."""
+(docs/performance.md). Remembered words are now embedded on the loop, but text with new
+words, a large batch and a search index being built still run in threads."""
 
 GC_THRESHOLDS = (10_000, 10, 10)
 """The collector's generation thresholds (Python's: 700, 10, 10). A young collection runs each

@@ -3,9 +3,10 @@
 A batch's vectors are computed from the request before its transaction begins (no connection
 waits on the embedder) and stored with the cards. A PATCH changes a card the request does not
 hold whole, so its vector is computed from the updated row: inside the transaction when the
-embedder is local (a millisecond of CPU in a thread), after the commit by the background worker
-when it is remote. Whenever an embedding cannot be had, the write still succeeds: the card is
-pending, found by text, and the worker embeds it later (the cards table is the durable outbox).
+embedder is local (on the loop when its words are known, else in a thread), after the commit
+by the background worker when it is remote. Whenever an embedding cannot be had, the write
+still succeeds: the card is pending, found by text, and the worker embeds it later (the cards
+table is the durable outbox).
 """
 
 from __future__ import annotations
