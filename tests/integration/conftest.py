@@ -6,18 +6,17 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from cards_api.app import create_app
 from cards_api.settings import Settings
-from tests.support import until_listening
+from tests.support import lifespan, until_listening
 
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan(application):
         await until_listening(application)
         yield application
 

@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from cards_api import app as app_module
 from cards_api import housekeeping
 from cards_api.app import create_app
 from cards_api.db.pool import create_pool
 from cards_api.settings import Settings
-from tests.support import Tenant, card, until_listening
+from tests.support import Tenant, card, lifespan, until_listening
 
 TENANT_TABLES = re.compile(
     r"\b(cards|card_versions|card_usage|idempotency_records|api_keys|card_embeddings|contexts)\b"
@@ -39,7 +38,7 @@ async def watched(
 
     monkeypatch.setattr(app_module, "create_pool", functools.partial(create_pool, init=watch))
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with lifespan(application):
         await until_listening(application)
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://cards.test") as http:
