@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from cards_api.search.embedder import (
     _SEGMENTS,
     ON_LOOP_MAX_CHARS,
+    ON_LOOP_MAX_TEXTS,
     PIECE_MAX_CHARS,
     EmbedderUnavailable,
     LocalEmbedder,
@@ -117,8 +118,9 @@ async def test_only_a_little_text_of_remembered_words_is_embedded_on_the_event_l
     await embedder.embed([card, query + " croissants"])  # one new word: the whole batch waits
     await embedder.embed(["solar " * (ON_LOOP_MAX_CHARS // 6 + 1)])  # too long, though known
     await embedder.embed([card] * (ON_LOOP_MAX_CHARS // len(card) + 1))  # too much in all
+    await embedder.embed([query] * (ON_LOOP_MAX_TEXTS + 1))  # short, but too many texts
     assert threads[:2] == [loop, loop]
-    assert len(threads) == 5
+    assert len(threads) == 6
     assert all(thread != loop for thread in threads[2:]), threads
     assert batch == embedder.embed_now([card, query, card, card])
 

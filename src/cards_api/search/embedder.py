@@ -39,9 +39,13 @@ LOCAL_DIMENSION = 256
 _SEGMENTS = re.compile("▁+[^▁]*|[^▁]+")
 PIECE_CACHE_ENTRIES = 32768
 PIECE_MAX_CHARS = 64
-# The most text `LocalEmbedder.embed` may embed on the event loop, all its words remembered: a
+# The most `LocalEmbedder.embed` may embed on the event loop, all its words remembered: a
 # search's query, or a batch of four cards of ~700 characters (~0.2 ms of look-ups and sums).
+# Each text costs ~17 µs more whatever its length (a batch of 100 short cards: 1.7 ms), so the
+# number of texts is bounded too: a large batch goes to the thread, where the loop still gets
+# the GIL every switch interval.
 ON_LOOP_MAX_CHARS = 4096
+ON_LOOP_MAX_TEXTS = 8
 
 
 class EmbedderUnavailable(Exception):
@@ -185,15 +189,15 @@ class LocalEmbedder:
         return vectors
 
     async def embed(self, texts: list[str]) -> list[Vector]:
-        """In a thread, except texts of at most ON_LOOP_MAX_CHARS in all whose words are all
-        remembered (a search's query, a context's task, a small batch's cards): those are dict
-        look-ups and a mean of rows, and handing them to a thread cost more than it saves. The
-        look-ups are Python and hold the GIL in a thread too, so the loop gained no time from
-        the thread, only its wake-ups and the GIL's hand-overs, twice a call on a busy loop.
-        Measured on a one-worker server at saturation: hybrid searches 1,649 → 1,342 µs of the
-        API's CPU a search; batches of 4 cards, docs/performance.md."""
+        """In a thread, except up to ON_LOOP_MAX_TEXTS texts of at most ON_LOOP_MAX_CHARS in all
+        whose words are all remembered (a search's query, a context's task, a small batch's
+        cards): those are dict look-ups and a mean of rows, and handing them to a thread cost
+        more than it saves. The look-ups are Python and hold the GIL in a thread too, so the
+        loop gained no time from the thread, only its wake-ups and the GIL's hand-overs, twice
+        a call on a busy loop. Measured on a one-worker server at saturation: hybrid searches
+        1,649 → 1,342 µs of the API's CPU a search; batches of 4 cards, docs/performance.md."""
         with metrics.time_embedding(self.name):
-            if sum(map(len, texts)) <= ON_LOOP_MAX_CHARS:
+            if len(texts) <= ON_LOOP_MAX_TEXTS and sum(map(len, texts)) <= ON_LOOP_MAX_CHARS:
                 remembered: list[list[int]] = []
                 for text in texts:
                     ids = self.remembered_ids(text)
