@@ -15,10 +15,12 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from cards_api import app as app_module
 from cards_api import auth
 from cards_api.app import create_app
 from cards_api.auth import Scope
 from cards_api.db.roles import Roles, login_url
+from cards_api.search import leases
 from cards_api.settings import AuthMode, Settings
 
 
@@ -50,12 +52,13 @@ def issue_tenant_sync(dsn: str) -> Tenant:
     return asyncio.run(issue())
 
 
-SHUTDOWN_TIMEOUT_S = 30.0
+SHUTDOWN_TIMEOUT_S = app_module.POOL_CLOSE_TIMEOUT_S + leases.CLOSE_TIMEOUT_S + 15.0
 """How long a test waits for an app's shutdown: past the app's own bounds (its pool's close
-waits up to `app.POOL_CLOSE_TIMEOUT_S` for connections in use, the leases' connection up to 5 s)
-rather than asgi-lifespan's default of 5 s, which once failed a fresh-clone CI run in a test's
-shutdown after all its assertions had passed (its cause not found: the integration tests' app
-shutdowns measured 7-23 ms when timed). A shutdown that hangs still fails the test."""
+waits for connections in use, the leases' connection may take its own while), with room for the
+background tasks' ends, rather than asgi-lifespan's default of 5 s, which once failed a
+fresh-clone CI run in a test's shutdown after all its assertions had passed (its cause not
+found: the integration tests' app shutdowns measured 7-23 ms when timed). A shutdown that hangs
+still fails the test."""
 
 
 def lifespan(app: FastAPI) -> LifespanManager:

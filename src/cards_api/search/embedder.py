@@ -4,9 +4,9 @@ any OpenAI-compatible `/v1/embeddings` server.
 Vectors are L2-normalised, so cosine similarity is their dot product (pgvector `<=>`). Neither
 embedder blocks the event loop for long: the remote one is an async HTTP call with a deadline;
 the local one runs in a thread, except for a little text (a query, a small batch) whose every
-word it has already tokenized, ~0.2 ms at most (`LocalEmbedder.embed`). Nothing is downloaded: the
-local weights are read from the installed package, and a missing file stops the start with one
-clear line.
+word it has already tokenized, a fraction of a millisecond (`LocalEmbedder.embed`). Nothing is
+downloaded: the local weights are read from the installed package, and a missing file stops the
+start with one clear line.
 """
 
 from __future__ import annotations

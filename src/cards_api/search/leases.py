@@ -38,6 +38,8 @@ WAIT_POLL_S: Final = 0.2
 RECONNECT_S: Final = 30.0
 """After a failed connection attempt, how long the leases are done without before the next one
 (not once per tenant of a pass, nor a warning each time)."""
+CLOSE_TIMEOUT_S: Final = 5.0
+"""How long closing the leases' connection at shutdown may wait before it is dropped."""
 
 _LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -112,5 +114,5 @@ class TenantLeases:
     async def close(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
             with contextlib.suppress(*_LOST):
-                await self._conn.close(timeout=5)
+                await self._conn.close(timeout=CLOSE_TIMEOUT_S)
         self._conn = None
